@@ -1,0 +1,129 @@
+"""Evaluation: explicit Deny beats Allow, and no matching Allow is an implicit deny."""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from latchkey.aws.policy.conditions import condition_holds, glob_match
+from latchkey.aws.policy.document import Effect, PolicyDocument, Principal, Statement
+
+__all__ = ["Decision", "RequestContext", "evaluate", "evaluate_all", "statement_matches"]
+
+_ACCOUNT_ID = re.compile(r"\d{12}")
+
+
+class Decision(enum.Enum):
+    ALLOW = "Allow"
+    EXPLICIT_DENY = "ExplicitDeny"
+    IMPLICIT_DENY = "ImplicitDeny"
+
+
+@dataclass(frozen=True, slots=True)
+class RequestContext:
+    """What is being asked, on what, by whom, and the request's condition keys.
+
+    ``principals`` are every identifier the caller *is* (role ARN, assumed-role ARN, account
+    id or ``arn:aws:iam::<id>:root``, federated provider ARN, service name). ``keys`` are
+    looked up case-insensitively by name; an empty sequence counts as an absent key.
+    """
+
+    action: str
+    resource: str
+    principals: frozenset[str] = frozenset()
+    keys: Mapping[str, str | Sequence[str] | bool | int] = field(default_factory=dict, hash=False)
+    _values: dict[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
+    _identities: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        values = {name.lower(): _texts(value) for name, value in self.keys.items()}
+        object.__setattr__(self, "_values", values)
+        object.__setattr__(self, "_identities", frozenset(map(_canonical, self.principals)))
+
+    def values(self, key: str) -> tuple[str, ...]:
+        """The request's values for condition key ``key`` as text; ``()`` when absent."""
+        return self._values.get(key.lower(), ())
+
+    def is_principal(self, entry: str) -> bool:
+        """Does a policy's principal entry name this caller?"""
+        return entry == "*" or _canonical(entry) in self._identities
+
+
+def evaluate(doc: PolicyDocument, ctx: RequestContext) -> Decision:
+    """One document's verdict on one request."""
+    allowed = False
+    for stmt in doc.statements:
+        if statement_matches(stmt, ctx):
+            if stmt.effect is Effect.DENY:
+                return Decision.EXPLICIT_DENY
+            allowed = True
+    return Decision.ALLOW if allowed else Decision.IMPLICIT_DENY
+
+
+def evaluate_all(docs: Iterable[PolicyDocument], ctx: RequestContext) -> Decision:
+    """Several documents together: any explicit Deny wins, else any Allow, else implicit deny."""
+    allowed = False
+    for doc in docs:
+        decision = evaluate(doc, ctx)
+        if decision is Decision.EXPLICIT_DENY:
+            return decision
+        allowed = allowed or decision is Decision.ALLOW
+    return Decision.ALLOW if allowed else Decision.IMPLICIT_DENY
+
+
+def statement_matches(stmt: Statement, ctx: RequestContext) -> bool:
+    """Does ``stmt`` apply to ``ctx`` (principal, action, resource and every condition)?"""
+    if stmt.principal is not None and not _principal_matches(stmt.principal, ctx):
+        return False
+    if stmt.not_principal is not None and _principal_matches(stmt.not_principal, ctx):
+        return False
+    if not _listed(stmt.actions, stmt.not_actions, ctx.action, ignore_case=True):
+        return False
+    if not _listed(stmt.resources, stmt.not_resources, ctx.resource, ignore_case=False):
+        return False
+    return all(condition_holds(cond, ctx.values(cond.key)) for cond in stmt.conditions)
+
+
+def _listed(
+    patterns: tuple[str, ...] | None,
+    not_patterns: tuple[str, ...] | None,
+    value: str,
+    *,
+    ignore_case: bool,
+) -> bool:
+    """``patterns`` must match, ``not_patterns`` must not; neither given means everything."""
+    if patterns is not None:
+        return any(glob_match(p, value, ignore_case=ignore_case) for p in patterns)
+    if not_patterns is not None:
+        return not any(glob_match(p, value, ignore_case=ignore_case) for p in not_patterns)
+    return True
+
+
+def _principal_matches(principal: Principal, ctx: RequestContext) -> bool:
+    if principal.wildcard:
+        return True
+    entries = (*principal.aws, *principal.federated, *principal.service)
+    return any(ctx.is_principal(entry) for entry in entries)
+
+
+def _canonical(identifier: str) -> str:
+    """A bare 12-digit account id means the account's root principal."""
+    if _ACCOUNT_ID.fullmatch(identifier):
+        return f"arn:aws:iam::{identifier}:root"
+    return identifier
+
+
+def _texts(value: object) -> tuple[str, ...]:
+    if isinstance(value, str | bool | int | float):
+        return (_text(value),)
+    if isinstance(value, Iterable):
+        return tuple(_text(item) for item in value)
+    return (str(value),)
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

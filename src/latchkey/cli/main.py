@@ -1,0 +1,277 @@
+"""The ``latchkey`` command line: up, status, env, idp token."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import shlex
+import signal
+import ssl
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from latchkey import __version__
+
+DEFAULT_PLACEHOLDER_KEY = "AKIALATCHKEYPLACEHLD"
+DEFAULT_PLACEHOLDER_SECRET = "latchkey-placeholder-secret-not-a-real-key"  # noqa: S105
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("LATCHKEY_HOME") or ".latchkey")
+
+
+def _listen(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep:
+        host, port = "127.0.0.1", value
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT or PORT, got {value!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def _add_data_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="data directory (default: $LATCHKEY_HOME, else ./.latchkey)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="latchkey",
+        description="Workloads that call AWS hold no AWS keys: an identity-aware edge proxy, "
+        "an OIDC idp and a local AWS-compatible cloud (KMS, IAM, STS).",
+    )
+    parser.add_argument("--version", action="version", version=f"latchkey {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    up = sub.add_parser("up", help="run every part in one process (foreground)")
+    _add_data_dir(up)
+    up.add_argument(
+        "--config",
+        type=Path,
+        action="append",
+        default=None,
+        help="configuration YAML file or directory (repeatable; default: the seed scenario "
+        "against the local cloud)",
+    )
+    up.add_argument("--edge", type=_listen, default=("127.0.0.1", 8000), metavar="HOST:PORT",
+                    help="edge proxy listen address (default 127.0.0.1:8000; port 0: any free)")  # fmt: skip
+    up.add_argument("--cloud", type=_listen, default=("127.0.0.1", 4566), metavar="HOST:PORT",
+                    help="local cloud HTTPS listen address (default 127.0.0.1:4566)")  # fmt: skip
+    up.add_argument("--idp", type=_listen, default=("127.0.0.1", 8443), metavar="HOST:PORT",
+                    help="idp/control HTTPS listen address (default 127.0.0.1:8443)")  # fmt: skip
+    up.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+
+    status = sub.add_parser("status", help="exit 0 only when every part answers")
+    _add_data_dir(status)
+    status.add_argument("--json", action="store_true", help="print the URLs and states as JSON")
+
+    env = sub.add_parser("env", help="print the export lines a client shell needs")
+    _add_data_dir(env)
+    env.add_argument(
+        "--cloud-admin",
+        action="store_true",
+        help="print what talks to the local cloud directly, with the account's admin key",
+    )
+
+    idp = sub.add_parser("idp", help="the OIDC identity provider")
+    idp_sub = idp.add_subparsers(dest="idp_command", required=True, metavar="COMMAND")
+    token = idp_sub.add_parser("token", help="mint and print one workload token (debugging)")
+    _add_data_dir(token)
+    token.add_argument("--client", required=True, help="client workload name (the sub claim)")
+    token.add_argument("--audience", required=True, help="the aud claim")
+    token.add_argument("--lifetime", type=int, default=300, help="seconds (default 300)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    data_dir: Path = args.data_dir or default_data_dir()
+    if args.command == "up":
+        return cmd_up(args, data_dir)
+    if args.command == "status":
+        return cmd_status(data_dir, as_json=args.json)
+    if args.command == "env":
+        return cmd_env(data_dir, cloud_admin=args.cloud_admin)
+    if args.command == "idp":
+        return cmd_idp_token(data_dir, args.client, args.audience, args.lifetime)
+    return 2
+
+
+def _err(message: str) -> int:
+    print(f"latchkey: {message}", file=sys.stderr)
+    return 1
+
+
+# -- up ---------------------------------------------------------------------------------------
+
+
+def cmd_up(args: argparse.Namespace, data_dir: Path) -> int:
+    from latchkey.control.loader import ConfigError
+    from latchkey.node import Listen, Node, StartupError
+
+    logging.basicConfig(
+        level=getattr(logging, args.log_level.upper()),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    listen = Listen(edge=args.edge, cloud=args.cloud, idp=args.idp)
+
+    async def run() -> int:
+        node = Node(data_dir, config_paths=args.config, listen=listen)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await node.start()
+        except (StartupError, ConfigError) as exc:
+            await node.stop()
+            return _err(str(exc))
+        logging.getLogger("latchkey").info("ready; Ctrl-C to stop")
+        await stop.wait()
+        logging.getLogger("latchkey").info("stopping")
+        await node.stop()
+        return 0
+
+    try:
+        import uvloop
+
+        return int(uvloop.run(run()))
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        return asyncio.run(run())
+
+
+# -- status -----------------------------------------------------------------------------------
+
+
+def _probe(url: str, ca_bundle: str, timeout: float = 2.0) -> bool:
+    import httpx
+
+    try:
+        if url.startswith("https://"):
+            ctx = ssl.create_default_context(cafile=ca_bundle)
+            resp = httpx.get(url + "/healthz", verify=ctx, timeout=timeout, trust_env=False)
+        else:
+            resp = httpx.get(url + "/healthz", timeout=timeout, trust_env=False)
+    except (httpx.HTTPError, OSError, ssl.SSLError):
+        return False
+    return resp.status_code == 200
+
+
+def cmd_status(data_dir: Path, *, as_json: bool) -> int:
+    from latchkey.node import RunInfo
+
+    try:
+        info = RunInfo.load(data_dir)
+    except FileNotFoundError:
+        if as_json:
+            print(json.dumps({"ready": False, "reason": "not running"}))
+        else:
+            print(f"latchkey is not running (no run.json in {data_dir})")
+        return 1
+    parts = {"edge": info.edge, "cloud": info.cloud, "idp": info.idp}
+    states = {name: _probe(url, info.ca_bundle) for name, url in parts.items()}
+    ready = all(states.values())
+    if as_json:
+        doc = {
+            "ready": ready,
+            "pid": info.pid,
+            "data_dir": info.data_dir,
+            "ca_bundle": info.ca_bundle,
+            "parts": {name: {"url": parts[name], "ready": states[name]} for name in parts},
+        }
+        print(json.dumps(doc, indent=2))
+    else:
+        for name, url in parts.items():
+            print(f"{name:<6} {'ready' if states[name] else 'DOWN':<6} {url}")
+    return 0 if ready else 1
+
+
+# -- env --------------------------------------------------------------------------------------
+
+
+def _export(name: str, value: str) -> str:
+    return f"export {name}={shlex.quote(value)}"
+
+
+def cmd_env(data_dir: Path, *, cloud_admin: bool) -> int:
+    from latchkey.node import RunInfo
+
+    try:
+        info = RunInfo.load(data_dir)
+    except FileNotFoundError:
+        return _err(
+            f"latchkey is not running (no run.json in {data_dir}); start it with `latchkey up`"
+        )
+    lines = []
+    if cloud_admin:
+        from latchkey.cloud.bootstrap import ADMIN_FILE
+        from latchkey.secretfile import read_secret_file
+
+        try:
+            admin = json.loads(read_secret_file(Path(info.data_dir) / ADMIN_FILE))
+        except (OSError, ValueError) as exc:
+            return _err(f"cannot read the cloud admin key: {exc}")
+        cloud_host = urlsplit(info.cloud).hostname or "127.0.0.1"
+        lines += [
+            _export("AWS_ENDPOINT_URL", info.cloud),
+            _export("AWS_CA_BUNDLE", info.ca_bundle),
+            _export("AWS_ACCESS_KEY_ID", admin["AccessKeyId"]),
+            _export("AWS_SECRET_ACCESS_KEY", admin["SecretAccessKey"]),
+            _export("AWS_DEFAULT_REGION", "us-east-1"),
+            "unset AWS_SESSION_TOKEN",
+            _export("NO_PROXY", f"{cloud_host},localhost,127.0.0.1"),
+        ]
+    else:
+        lines += [
+            _export("HTTPS_PROXY", info.edge),
+            _export("AWS_CA_BUNDLE", info.ca_bundle),
+            _export("AWS_ACCESS_KEY_ID", DEFAULT_PLACEHOLDER_KEY),
+            _export("AWS_SECRET_ACCESS_KEY", DEFAULT_PLACEHOLDER_SECRET),
+            _export("AWS_DEFAULT_REGION", "us-east-1"),
+            "unset AWS_SESSION_TOKEN AWS_ENDPOINT_URL",
+        ]
+    print("\n".join(lines))
+    return 0
+
+
+# -- idp token --------------------------------------------------------------------------------
+
+
+def cmd_idp_token(data_dir: Path, client: str, audience: str, lifetime: int) -> int:
+    import datetime as dt
+
+    from latchkey.clock import SystemClock
+    from latchkey.crypto.jwk import SigningKey
+    from latchkey.idp.issuer import Issuer
+    from latchkey.node import DataPaths, RunInfo
+
+    if not 1 <= lifetime <= 3600:
+        return _err("--lifetime must be between 1 and 3600 seconds")
+    try:
+        info = RunInfo.load(data_dir)
+    except FileNotFoundError:
+        return _err(
+            f"latchkey is not running (no run.json in {data_dir}); the issuer URL is unknown"
+        )
+    paths = DataPaths(Path(info.data_dir))
+    try:
+        key = SigningKey.load_or_create(paths.idp_key)
+    except (OSError, ValueError) as exc:
+        return _err(f"cannot read the idp signing key: {exc}")
+    issuer = Issuer(info.idp, key, SystemClock())
+    print(issuer.mint(client, audience, dt.timedelta(seconds=lifetime)))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

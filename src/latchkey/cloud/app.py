@@ -1,0 +1,337 @@
+"""The local cloud's HTTP app: one listener, routed by ``X-Amz-Target`` / ``Action``.
+
+Each call: authenticate (SigV4) -> dispatch to the service's handler -> audit -> answer.
+The audit event is written before the answer; if it cannot be, the call fails.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from latchkey.aws import jsonproto, queryproto, sigv4
+from latchkey.aws.errors import AwsError
+from latchkey.clock import Clock
+from latchkey.cloud.audit import AuditError, AuditEvent, AuditLog
+from latchkey.cloud.iam import ops as iam_ops
+from latchkey.cloud.identity import (
+    JSON_AUTH_ERRORS,
+    QUERY_AUTH_ERRORS,
+    Authenticator,
+    Caller,
+)
+from latchkey.cloud.kms import ops as kms_ops
+from latchkey.cloud.kms.keys import KeyRing
+from latchkey.cloud.sts import ops as sts_ops
+from latchkey.cloud.sts.discovery import JwksFetcher
+from latchkey.crypto.rootkey import RootKey
+from latchkey.http.h1 import Request, Response
+from latchkey.http.server import Peer
+from latchkey.store.base import Store
+
+log = logging.getLogger("latchkey.cloud")
+
+KMS_SKEW = dt.timedelta(minutes=5)
+STS_SKEW = dt.timedelta(minutes=15)
+DEFAULT_REGION = "us-east-1"
+
+
+@dataclass(frozen=True, slots=True)
+class CloudSettings:
+    account: str = "000000000000"
+    default_region: str = DEFAULT_REGION
+
+
+def _scope(request: Request) -> tuple[str | None, str | None]:
+    """(service, region) from the credential scope, when the request carries one."""
+    auth = request.header("Authorization") or ""
+    marker = "Credential="
+    if marker in auth:
+        cred = auth.split(marker, 1)[1].split(",", 1)[0].strip()
+        parts = cred.split("/")
+        if len(parts) == 5:
+            return parts[3], parts[2]
+    return None, None
+
+
+def _safe_params(params: Mapping[str, Any], allowed: frozenset[str]) -> dict[str, Any]:
+    return {k: v for k, v in params.items() if k in allowed}
+
+
+class CloudApp:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        root_key: RootKey,
+        clock: Clock,
+        audit: AuditLog,
+        jwks: JwksFetcher,
+        settings: CloudSettings | None = None,
+    ) -> None:
+        self.store = store
+        self.root_key = root_key
+        self.clock = clock
+        self.audit = audit
+        self.jwks = jwks
+        self.settings = settings or CloudSettings()
+        self.auth = Authenticator(store, root_key, clock)
+
+    async def __call__(self, request: Request, peer: Peer) -> Response:
+        if request.method == "GET" and request.path in ("/healthz", "/ping"):
+            return Response(200, [("Content-Type", "text/plain")], b"ok\n")
+        request_id = str(uuid.uuid4())
+        if request.header("X-Amz-Target") is not None:
+            return await self._json_call(request, peer, request_id)
+        return await self._query_call(request, peer, request_id)
+
+    # -- shared ---------------------------------------------------------------------------
+
+    def _sigv4_request(self, request: Request) -> sigv4.HttpRequest:
+        return sigv4.HttpRequest(
+            method=request.method,
+            path=request.path,
+            query=request.query,
+            headers=tuple(request.headers),
+            body=request.body,
+        )
+
+    def _event(
+        self,
+        request: Request,
+        peer: Peer,
+        request_id: str,
+        source: str,
+        name: str,
+        region: str,
+        caller: Caller | None,
+    ) -> AuditEvent:
+        identity: dict[str, Any] = {}
+        if caller is not None:
+            identity = {
+                "type": "Root" if caller.kind == "root" else "AssumedRole",
+                "principalId": caller.user_id,
+                "arn": caller.arn,
+                "accountId": caller.account,
+                "accessKeyId": caller.access_key_id,
+            }
+            if caller.kind == "session":
+                ctx = caller.session_context
+                identity["sessionContext"] = {
+                    "sessionIssuer": {
+                        "type": "Role",
+                        "arn": caller.role_arn,
+                        "accountId": caller.account,
+                    },
+                    "webIdFederationData": ctx.get("web_identity", {}),
+                    "attributes": {"creationDate": ctx.get("created")},
+                }
+        return AuditEvent(
+            event_source=source,
+            event_name=name,
+            region=region,
+            source_ip=peer.host,
+            user_agent=(request.header("User-Agent") or "")[:256],
+            request_id=request_id,
+            event_time=self.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+            user_identity=identity,
+        )
+
+    def _record(self, event: AuditEvent) -> None:
+        self.audit.record(event)
+        log.info(
+            "%s %s %s %s",
+            event.event_source.split(".")[0],
+            event.event_name,
+            event.user_identity.get("arn", "-"),
+            event.error_code or "OK",
+        )
+
+    # -- JSON 1.1 (KMS) -------------------------------------------------------------------
+
+    async def _json_call(self, request: Request, peer: Peer, request_id: str) -> Response:
+        _service, scope_region = _scope(request)
+        region = scope_region or self.settings.default_region
+        operation = "Unknown"
+        event: AuditEvent | None = None
+        try:
+            prefix, operation = jsonproto.parse_target(request.header("X-Amz-Target"))
+            caller = self.auth.authenticate(
+                self._sigv4_request(request), errors=JSON_AUTH_ERRORS, max_skew=KMS_SKEW
+            )
+            event = self._event(
+                request, peer, request_id, "kms.amazonaws.com", operation, region, caller
+            )
+            handler = kms_ops.OPERATIONS.get(operation) if prefix == "TrentService" else None
+            if handler is None:
+                raise AwsError("UnknownOperationException", "")
+            params = jsonproto.decode_body(request.body)
+            event.request_parameters = _safe_params(params, kms_ops.AUDITABLE_PARAMS) or None
+            event.read_only = operation in kms_ops.READ_ONLY
+            keys = KeyRing(self.store, self.root_key, caller.account, region)
+            result = await handler(kms_ops.Call(caller, keys, params))
+            if "KeyId" in result:
+                event.resources = [{"accountId": caller.account, "type": "AWS::KMS::Key",
+                                    "ARN": str(result["KeyId"])}]  # fmt: skip
+            self._record(event)
+            body = jsonproto.encode_body(result)
+            headers = [("Content-Type", jsonproto.CONTENT_TYPE), ("x-amzn-RequestId", request_id)]
+            return Response(200, headers, body)
+        except AwsError as err:
+            return self._json_error(err, request, peer, request_id, event, operation, region)
+        except AuditError:
+            log.error("audit write failed; refusing the call")
+            return self._json_error(
+                AwsError("KMSInternalException", "The audit trail is unavailable.", 500),
+                request, peer, request_id, None, operation, region, audit=False,
+            )  # fmt: skip
+        except Exception:
+            log.exception("unhandled error in KMS %s", operation)
+            return self._json_error(
+                AwsError("KMSInternalException", "An internal error occurred.", 500),
+                request, peer, request_id, event, operation, region,
+            )  # fmt: skip
+
+    def _json_error(
+        self,
+        err: AwsError,
+        request: Request,
+        peer: Peer,
+        request_id: str,
+        event: AuditEvent | None,
+        operation: str,
+        region: str,
+        *,
+        audit: bool = True,
+    ) -> Response:
+        if audit:
+            if event is None:
+                event = self._event(
+                    request, peer, request_id, "kms.amazonaws.com", operation, region, None
+                )
+            event.error_code = err.code
+            event.error_message = err.message
+            try:
+                self._record(event)
+            except AuditError:
+                err = AwsError("KMSInternalException", "The audit trail is unavailable.", 500)
+        status, headers, body = jsonproto.encode_error(err)
+        headers.append(("x-amzn-RequestId", request_id))
+        return Response(status, headers, body)
+
+    # -- query (IAM, STS) -----------------------------------------------------------------
+
+    async def _query_call(self, request: Request, peer: Peer, request_id: str) -> Response:
+        scope_service, scope_region = _scope(request)
+        region = scope_region or self.settings.default_region
+        namespace = sts_ops.NAMESPACE
+        action = "Unknown"
+        event: AuditEvent | None = None
+        try:
+            params = queryproto.decode_form(request.body, request.query)
+            action = params.get("Action", "")
+            service = scope_service or ("iam" if action in iam_ops.OPERATIONS else "sts")
+            if service == "iam":
+                namespace = iam_ops.NAMESPACE
+            caller: Caller | None = None
+            if not (service == "sts" and action in sts_ops.UNSIGNED):
+                caller = self.auth.authenticate(
+                    self._sigv4_request(request), errors=QUERY_AUTH_ERRORS, max_skew=STS_SKEW
+                )
+            source = f"{service}.amazonaws.com"
+            event = self._event(request, peer, request_id, source, action, region, caller)
+            if service == "iam":
+                result = await self._iam(action, caller, params, event)
+            elif service == "sts":
+                result = await self._sts(action, caller, params, event)
+            else:
+                raise AwsError("InvalidAction", f"Could not find operation {action}")
+            self._record(event)
+            body = queryproto.encode_result(action, namespace, result, request_id)
+            return Response(200, [("Content-Type", queryproto.CONTENT_TYPE),
+                                  ("x-amzn-RequestId", request_id)], body)  # fmt: skip
+        except AwsError as err:
+            return self._query_error(err, request, peer, request_id, event, action, namespace)
+        except AuditError:
+            log.error("audit write failed; refusing the call")
+            failure = AwsError(
+                "ServiceFailure", "The audit trail is unavailable.", 500, sender=False
+            )
+            return self._query_error(failure, request, peer, request_id, None, action, namespace,
+                                     audit=False)  # fmt: skip
+        except Exception:
+            log.exception("unhandled error in %s", action)
+            failure = AwsError("ServiceFailure", "An internal error occurred.", 500, sender=False)
+            return self._query_error(failure, request, peer, request_id, event, action, namespace)
+
+    async def _iam(
+        self, action: str, caller: Caller | None, params: dict[str, str], event: AuditEvent
+    ) -> dict[str, Any]:
+        handler = iam_ops.OPERATIONS.get(action)
+        if handler is None or caller is None:
+            raise AwsError(
+                "InvalidAction", f"Could not find operation {action} for version 2010-05-08"
+            )
+        event.request_parameters = _safe_params(params, iam_ops.AUDITABLE_PARAMS) or None
+        event.read_only = action in iam_ops.READ_ONLY
+        return await handler(iam_ops.Call(caller, self.store, caller.account, params))
+
+    async def _sts(
+        self, action: str, caller: Caller | None, params: dict[str, str], event: AuditEvent
+    ) -> dict[str, Any]:
+        handler = sts_ops.OPERATIONS.get(action)
+        if handler is None:
+            raise AwsError(
+                "InvalidAction", f"Could not find operation {action} for version 2011-06-15"
+            )
+        event.request_parameters = _safe_params(params, sts_ops.AUDITABLE_PARAMS) or None
+        event.read_only = action in sts_ops.READ_ONLY
+        account = caller.account if caller else self.settings.account
+        call = sts_ops.Call(
+            caller, self.store, self.root_key, self.clock, self.jwks, account, params
+        )
+        result = await handler(call)
+        if action == "AssumeRoleWithWebIdentity":
+            event.response_elements = {
+                k: v for k, v in result.items() if k not in sts_ops.SECRET_RESPONSE_MEMBERS
+            }
+            event.response_elements["credentials"] = {
+                "accessKeyId": result["Credentials"]["AccessKeyId"],
+                "expiration": result["Credentials"]["Expiration"],
+            }
+        return result
+
+    def _query_error(
+        self,
+        err: AwsError,
+        request: Request,
+        peer: Peer,
+        request_id: str,
+        event: AuditEvent | None,
+        action: str,
+        namespace: str,
+        *,
+        audit: bool = True,
+    ) -> Response:
+        if audit:
+            if event is None:
+                source = (
+                    "iam.amazonaws.com" if namespace == iam_ops.NAMESPACE else "sts.amazonaws.com"
+                )
+                event = self._event(request, peer, request_id, source, action,
+                                    self.settings.default_region, None)  # fmt: skip
+            event.error_code = err.code
+            event.error_message = err.message
+            try:
+                self._record(event)
+            except AuditError:
+                err = AwsError(
+                    "ServiceFailure", "The audit trail is unavailable.", 500, sender=False
+                )
+        status, headers, body = queryproto.encode_error(err, namespace, request_id)
+        headers.append(("x-amzn-RequestId", request_id))
+        return Response(status, headers, body)

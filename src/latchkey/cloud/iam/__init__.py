@@ -1,0 +1,1 @@
+"""The local cloud's IAM (query protocol): OIDC identity providers, roles, inline policies."""

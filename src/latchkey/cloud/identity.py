@@ -1,0 +1,157 @@
+"""Who is calling: SigV4 verification against the store's access keys, into a ``Caller``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass, field
+
+from latchkey.aws import sigv4
+from latchkey.aws.errors import AwsError
+from latchkey.clock import Clock
+from latchkey.crypto.aead import InvalidCiphertext
+from latchkey.crypto.rootkey import RootKey
+from latchkey.store.base import AccessKeyRecord, Store
+
+ACCESS_KEY_KIND = "access-key-secret"
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """An authenticated principal."""
+
+    arn: str  # arn:aws:iam::ACCT:root or arn:aws:sts::ACCT:assumed-role/ROLE/SESSION
+    account: str
+    access_key_id: str
+    kind: str  # "root" | "session"
+    role_arn: str | None = None
+    session_context: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def principals(self) -> frozenset[str]:
+        """Every identifier a policy ``Principal`` may name this caller by."""
+        names = {self.arn}
+        if self.role_arn:
+            names.add(self.role_arn)
+        if self.kind == "root":
+            names.add(self.account)
+        return frozenset(names)
+
+    @property
+    def user_id(self) -> str:
+        if self.kind == "root":
+            return self.account
+        ctx = self.session_context
+        return f"{ctx.get('role_id', '')}:{ctx.get('session_name', '')}"
+
+
+@dataclass(frozen=True, slots=True)
+class AuthErrors:
+    """The error codes one protocol family uses for authentication failures."""
+
+    unknown_key: tuple[str, int]
+    bad_signature: tuple[str, int]
+    incomplete: tuple[str, int]
+    missing: tuple[str, int]
+    expired_token: tuple[str, int]
+
+
+JSON_AUTH_ERRORS = AuthErrors(
+    unknown_key=("UnrecognizedClientException", 400),
+    bad_signature=("InvalidSignatureException", 400),
+    incomplete=("IncompleteSignatureException", 400),
+    missing=("MissingAuthenticationTokenException", 400),
+    expired_token=("ExpiredTokenException", 400),
+)
+QUERY_AUTH_ERRORS = AuthErrors(
+    unknown_key=("InvalidClientTokenId", 403),
+    bad_signature=("SignatureDoesNotMatch", 403),
+    incomplete=("IncompleteSignature", 400),
+    missing=("MissingAuthenticationToken", 403),
+    expired_token=("ExpiredToken", 400),
+)
+
+BAD_SIGNATURE_MESSAGE = (
+    "The request signature we calculated does not match the signature you provided. "
+    "Check your AWS Secret Access Key and signing method. "
+    "Consult the service documentation for details."
+)
+
+
+def hash_session_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Authenticator:
+    def __init__(self, store: Store, root_key: RootKey, clock: Clock) -> None:
+        self._store = store
+        self._root_key = root_key
+        self._clock = clock
+
+    def secret_for(self, record: AccessKeyRecord) -> str:
+        try:
+            secret = self._root_key.unwrap(
+                ACCESS_KEY_KIND, record.access_key_id, record.wrapped_secret
+            )
+        except InvalidCiphertext:
+            raise AwsError("InternalFailure", "stored credential is unreadable", 500) from None
+        return secret.decode()
+
+    def authenticate(
+        self,
+        request: sigv4.HttpRequest,
+        *,
+        errors: AuthErrors,
+        max_skew: dt.timedelta,
+    ) -> Caller:
+        def fail(pair: tuple[str, int], message: str) -> AwsError:
+            return AwsError(pair[0], message, pair[1])
+
+        try:
+            info = sigv4.parse_signed_request(request)
+        except sigv4.MissingAuthentication:
+            raise fail(errors.missing, "Missing Authentication Token") from None
+        except sigv4.UnsignedHeader as exc:
+            raise fail(errors.bad_signature, str(exc)) from None
+        except sigv4.SigV4Error as exc:
+            raise fail(errors.incomplete, str(exc)) from None
+
+        record = self._store.load_access_key(info.access_key)
+        if record is None:
+            raise fail(errors.unknown_key, "The security token included in the request is invalid.")
+        now = self._clock.now()
+        if record.kind == "session":
+            token = info.session_token
+            expected = record.session_token_sha256 or ""
+            if token is None or not hmac.compare_digest(hash_session_token(token), expected):
+                raise fail(
+                    errors.unknown_key, "The security token included in the request is invalid."
+                )
+            if record.expiration is not None and now.timestamp() >= record.expiration:
+                raise fail(
+                    errors.expired_token, "The security token included in the request is expired"
+                )
+        elif info.session_token is not None:
+            raise fail(errors.unknown_key, "The security token included in the request is invalid.")
+
+        try:
+            sigv4.check_request_time(info, now, max_skew=max_skew)
+        except sigv4.SignatureExpired as exc:
+            raise fail(errors.bad_signature, str(exc)) from None
+        try:
+            sigv4.verify_signature(request, info, self.secret_for(record))
+        except sigv4.SignatureMismatch:
+            raise fail(errors.bad_signature, BAD_SIGNATURE_MESSAGE) from None
+
+        account = record.principal_arn.split(":")[4]
+        context = json.loads(record.session_context)
+        return Caller(
+            arn=record.principal_arn,
+            account=account,
+            access_key_id=record.access_key_id,
+            kind=record.kind,
+            role_arn=record.role_arn,
+            session_context=context if isinstance(context, dict) else {},
+        )

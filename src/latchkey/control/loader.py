@@ -1,0 +1,270 @@
+"""Load configuration from YAML, reporting every problem with file:line:column.
+
+YAML is composed (never constructed with an unsafe loader) into nodes so each
+value's position is known. Nodes become plain Python while a map from field path
+to position is kept; pydantic errors are then pinned to the deepest node on their
+path. After all documents are validated, cross-object rules run (unique names,
+references that resolve, distinct host:port pairs). All problems of all files are
+collected and raised together as one :class:`ConfigError`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
+from yaml.constructor import SafeConstructor
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from latchkey.control import model, schema
+from latchkey.control.issues import ConfigError, ConfigIssue, Loc, issue_at, yaml_error_issue
+
+__all__ = [
+    "ConfigError",
+    "ConfigIssue",
+    "load_config_file",
+    "load_config_paths",
+    "load_config_text",
+]
+
+_MAX_NODES = 100_000  # a guard against alias bombs ("billion laughs")
+_BAD_SCALAR = object()  # stands in for a scalar YAML could not construct
+
+
+class _Document:
+    """One YAML document turned into plain data, remembering where each value was."""
+
+    def __init__(self, file: str, root: Node) -> None:
+        self.file = file
+        self.root_mark = root.start_mark
+        self.values: dict[Loc, yaml.Mark] = {}
+        self.keys: dict[Loc, yaml.Mark] = {}
+        self.issues: list[ConfigIssue] = []
+        self.bad: set[Loc] = set()
+        self._constructor = SafeConstructor()
+        self._active: set[int] = set()
+        self._count = 0
+        self.data = self._convert(root, ())
+
+    def issue(self, mark: yaml.Mark, loc: Loc, message: str) -> ConfigIssue:
+        return issue_at(self.file, mark, loc, message)
+
+    def mark_for(self, loc: Loc) -> yaml.Mark:
+        """The position of the deepest node that exists along ``loc``."""
+        for end in range(len(loc), 0, -1):
+            if loc[:end] in self.values:
+                return self.values[loc[:end]]
+        return self.root_mark
+
+    def _convert(self, node: Node, loc: Loc) -> object:
+        self.values[loc] = node.start_mark
+        self._count += 1
+        if self._count > _MAX_NODES:
+            raise ConfigError([self.issue(node.start_mark, loc, "document is too large")])
+        if isinstance(node, ScalarNode):
+            return self._scalar(node, loc)
+        if id(node) in self._active:
+            raise ConfigError([self.issue(node.start_mark, loc, "recursive alias")])
+        self._active.add(id(node))
+        try:
+            if isinstance(node, SequenceNode):
+                return [self._convert(child, (*loc, i)) for i, child in enumerate(node.value)]
+            assert isinstance(node, MappingNode)
+            return self._convert_mapping(node, loc)
+        finally:
+            self._active.discard(id(node))
+
+    def _scalar(self, node: ScalarNode, loc: Loc) -> object:
+        """Resolve a scalar by its (safe) tag: int, bool, null, str, timestamp..."""
+        try:
+            return self._constructor.construct_object(node)
+        except (yaml.YAMLError, ValueError) as exc:
+            self.bad.add(loc)
+            self.issues.append(self.issue(node.start_mark, loc, f"bad value: {exc}"))
+            return _BAD_SCALAR
+
+    def _convert_mapping(self, node: MappingNode, loc: Loc) -> dict[object, object]:
+        self._constructor.flatten_mapping(node)  # resolves "<<" merge keys
+        result: dict[object, object] = {}
+        for key_node, value_node in node.value:
+            key = self._scalar(key_node, loc) if isinstance(key_node, ScalarNode) else None
+            if not isinstance(key, str):
+                if key is not _BAD_SCALAR:  # (a bad scalar was reported already)
+                    message = "mapping keys must be plain strings"
+                    self.issues.append(self.issue(key_node.start_mark, loc, message))
+                continue
+            path: Loc = (*loc, key)
+            if key in result:
+                self.issues.append(self.issue(key_node.start_mark, path, "duplicate key"))
+            self.keys[path] = key_node.start_mark
+            result[key] = self._convert(value_node, path)
+        return result
+
+    def pydantic_issue(self, error: ErrorDetails) -> ConfigIssue:
+        """Translate one pydantic error into an issue at the right line and column."""
+        loc: Loc = tuple(error["loc"])
+        kind, message = error["type"], error["msg"]
+        mark = self.mark_for(loc)
+        if kind == "missing":
+            mark, message = self.mark_for(loc[:-1]), "missing required field"
+        elif kind == "extra_forbidden":
+            mark, message = self.keys.get(loc, mark), f"unknown field {loc[-1]!r}"
+        elif kind == "value_error" and "error" in error.get("ctx", {}):
+            message = str(error.get("ctx", {})["error"])
+        elif kind in {"model_type", "dict_type"}:
+            message = "expected a mapping"
+        elif isinstance(error["input"], str | int | float | bool) or error["input"] is None:
+            message = f"{message} (got {error['input']!r})"
+        return self.issue(mark, loc, message)
+
+
+def _references(spec: schema.AccessPolicySpec) -> list[tuple[Loc, str, str]]:
+    """(field, kind, name) for every object an access policy refers to."""
+    refs: list[tuple[Loc, str, str]] = [
+        (("spec", "clients", i), "ClientWorkload", name) for i, name in enumerate(spec.clients)
+    ]
+    refs.append((("spec", "server"), "ServerWorkload", spec.server))
+    refs.append((("spec", "credentialProvider"), "CredentialProvider", spec.credential_provider))
+    return refs
+
+
+@dataclass
+class _Loaded:
+    """Everything parsed so far, across all files."""
+
+    documents: list[tuple[schema.Document, _Document]] = field(default_factory=list)
+    issues: list[ConfigIssue] = field(default_factory=list)
+    names: dict[tuple[str, str], str] = field(default_factory=dict)
+    incomplete: bool = False  # some objects could not even be identified
+
+    def add_stream(self, text: str, filename: str) -> None:
+        """Parse one multi-document YAML stream."""
+        try:
+            for node in yaml.compose_all(text, Loader=yaml.SafeLoader):
+                if node is None or (isinstance(node, ScalarNode) and node.tag.endswith(":null")):
+                    continue  # empty document
+                if isinstance(node, MappingNode):
+                    self._add_document(filename, node)
+                else:
+                    self.incomplete = True
+                    message = "a document must be a mapping (apiVersion, kind, metadata, spec)"
+                    self.issues.append(issue_at(filename, node.start_mark, (), message))
+        except (yaml.YAMLError, RecursionError) as exc:
+            self.incomplete = True
+            self.issues.append(yaml_error_issue(filename, text, exc))
+
+    def add_file(self, path: Path) -> None:
+        """Parse one file; failing to read it is an issue too."""
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            self.issues.append(issue_at(str(path), None, (), f"cannot read file: {reason}"))
+            return
+        self.add_stream(text, str(path))
+
+    def _add_document(self, filename: str, node: MappingNode) -> None:
+        try:
+            doc = _Document(filename, node)
+        except ConfigError as exc:  # the document cannot be read sensibly
+            self.issues.extend(exc.issues)
+            self.incomplete = True
+            return
+        self.issues.extend(doc.issues)
+        self._register_name(doc)
+        try:
+            parsed = schema.parse_document(doc.data)
+        except ValidationError as exc:
+            for error in exc.errors():
+                if tuple(error["loc"]) not in doc.bad:
+                    self.issues.append(doc.pydantic_issue(error))
+            return
+        self.documents.append((parsed, doc))
+
+    def _register_name(self, doc: _Document) -> None:
+        """Remember (kind, name), even for an invalid document, to find duplicates."""
+        data = doc.data if isinstance(doc.data, dict) else {}
+        kind, metadata = data.get("kind"), data.get("metadata")
+        name = metadata.get("name") if isinstance(metadata, dict) else None
+        if kind not in schema.KINDS or not isinstance(name, str) or not schema.is_name(name):
+            self.incomplete = True
+            return
+        loc: Loc = ("metadata", "name")
+        issue = doc.issue(doc.mark_for(loc), loc, f"duplicate {kind} {name!r}")
+        first = self.names.get((str(kind), name))
+        if first is None:
+            self.names[(str(kind), name)] = f"{issue.file}:{issue.line}:{issue.column}"
+        else:
+            self.issues.append(replace(issue, message=f"{issue.message}, first defined at {first}"))
+
+    def check_references(self) -> None:
+        """Cross-object rules: references resolve, host:port pairs are unique."""
+        endpoints: dict[tuple[str, int], str] = {}
+        for parsed, doc in self.documents:
+            if isinstance(parsed, schema.ServerWorkloadDocument):
+                key = (parsed.spec.host, parsed.spec.port)
+                here = doc.mark_for(("spec", "host"))
+                other = endpoints.setdefault(key, parsed.metadata.name)
+                if other != parsed.metadata.name:
+                    message = f"{key[0]}:{key[1]} is already served by ServerWorkload {other!r}"
+                    self.issues.append(doc.issue(here, ("spec", "host"), message))
+            # With unidentified objects around, a reference may only *seem* to be missing.
+            if isinstance(parsed, schema.AccessPolicyDocument) and not self.incomplete:
+                for loc, kind, name in _references(parsed.spec):
+                    if (kind, name) not in self.names:
+                        message = f"no {kind} named {name!r}"
+                        self.issues.append(doc.issue(doc.mark_for(loc), loc, message))
+
+    def build(self) -> model.Config:
+        """The final Config, or :class:`ConfigError` with every issue."""
+        self.check_references()
+        if self.issues:
+            raise ConfigError(self.issues)
+        objects = [parsed.to_domain() for parsed, _ in self.documents]
+        return model.Config(
+            server_workloads=tuple(o for o in objects if isinstance(o, model.ServerWorkload)),
+            credential_providers=tuple(
+                o for o in objects if isinstance(o, model.CredentialProvider)
+            ),
+            client_workloads=tuple(o for o in objects if isinstance(o, model.ClientWorkload)),
+            access_policies=tuple(o for o in objects if isinstance(o, model.AccessPolicy)),
+        )
+
+
+def load_config_text(text: str, filename: str = "<config>") -> model.Config:
+    """Load a multi-document YAML stream; ``filename`` only appears in issues."""
+    loaded = _Loaded()
+    loaded.add_stream(text, filename)
+    return loaded.build()
+
+
+def load_config_file(path: str | os.PathLike[str]) -> model.Config:
+    """Load one file; an unreadable file is a :class:`ConfigError` naming it."""
+    loaded = _Loaded()
+    loaded.add_file(Path(path))
+    return loaded.build()
+
+
+def load_config_paths(paths: Sequence[str | os.PathLike[str]]) -> model.Config:
+    """Load and merge several files; a directory means its ``*.yaml``/``*.yml`` files.
+
+    Files of a directory are taken in sorted order, non-recursively, skipping hidden
+    files. Names must be unique across everything loaded.
+    """
+    loaded = _Loaded()
+    for path in map(Path, paths):
+        files = [path]
+        if path.is_dir():
+            files = sorted(
+                p
+                for p in path.iterdir()
+                if p.suffix in {".yaml", ".yml"} and p.is_file() and not p.name.startswith(".")
+            )
+        for file in files:
+            loaded.add_file(file)
+    return loaded.build()

@@ -1,0 +1,209 @@
+"""Frozen domain objects built from validated configuration.
+
+These are what the rest of latchkey (the edge proxy, the credential broker) works
+with. They carry no YAML or pydantic baggage: :mod:`latchkey.control.loader` builds
+them, everything else only reads them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import ipaddress
+from dataclasses import dataclass
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class AuthScheme(enum.Enum):
+    """How the server workload expects requests to be authenticated."""
+
+    AWS_SIGV4 = "aws-sigv4"
+    BEARER = "bearer"
+    HEADER = "header"
+    BASIC = "basic"
+    NONE = "none"
+
+
+def normalize_host(host: str) -> str:
+    """Canonical form of a host for comparisons.
+
+    Lower-cased, one trailing dot removed, IPv6 brackets removed and IPv6 literals
+    compressed (``[::0001]`` -> ``::1``). Never raises; unparsable input is only
+    lower-cased and stripped.
+    """
+    name = host.lower()
+    if name.startswith("[") and name.endswith("]"):
+        name = name[1:-1]
+    if name.endswith("."):
+        name = name[:-1]
+    if ":" in name:
+        with contextlib.suppress(ValueError):
+            name = ipaddress.IPv6Address(name).compressed
+    return name
+
+
+@dataclass(frozen=True, slots=True)
+class ServerWorkload:
+    """A service that clients call through the edge (for example AWS KMS).
+
+    ``host`` is normalized (see :func:`normalize_host`) and may be a wildcard
+    ``*.example.com`` matching exactly one extra label. ``forward_host`` defaults to
+    ``host``; when that is a wildcard it means "the host the client asked for", which
+    :meth:`upstream_host` resolves.
+    """
+
+    name: str
+    host: str
+    port: int
+    tls: bool
+    app_protocol: str
+    forward_host: str
+    forward_port: int
+    forward_tls: bool
+    tls_verify: bool
+    auth_scheme: AuthScheme
+
+    @property
+    def is_wildcard(self) -> bool:
+        """Whether ``host`` is a ``*.`` wildcard pattern."""
+        return self.host.startswith("*.")
+
+    def matches(self, host: str, port: int) -> bool:
+        """Whether a request for ``host:port`` is addressed to this workload.
+
+        Host comparison ignores case and a trailing dot; a wildcard matches exactly
+        one extra, non-empty label (``*.b.c`` matches ``a.b.c`` but not ``b.c`` or
+        ``x.a.b.c``).
+        """
+        if port != self.port:
+            return False
+        wanted = normalize_host(host)
+        if not self.is_wildcard:
+            return wanted == self.host
+        suffix = self.host[1:]  # ".b.c"
+        if not wanted.endswith(suffix):
+            return False
+        label = wanted[: -len(suffix)]
+        return bool(label) and "." not in label
+
+    def upstream_host(self, requested_host: str) -> str:
+        """Where to forward a request that was addressed to ``requested_host``."""
+        if self.forward_host.startswith("*."):
+            return normalize_host(requested_host)
+        return self.forward_host
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialProvider:
+    """Where short-lived credentials for a server workload come from."""
+
+    name: str
+    type: str
+    role_arn: str
+    audience: str
+    session_duration: int
+    sts_endpoint: str | None
+    region: str
+    role_session_name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceCidr:
+    """Identity by network origin: the caller's address is inside ``network``."""
+
+    network: IPNetwork
+
+    def matches(self, address: str) -> bool:
+        """Whether ``address`` lies in the network.
+
+        IPv4-mapped IPv6 addresses (``::ffff:127.0.0.1``) are compared as IPv4 against
+        IPv4 networks, and IPv4 addresses as mapped IPv6 against IPv6 networks.
+        Unparsable input is simply not a match.
+        """
+        try:
+            ip = ipaddress.ip_address(address.strip("[]"))
+        except (ValueError, TypeError, AttributeError):
+            return False
+        if isinstance(self.network, ipaddress.IPv4Network):
+            if isinstance(ip, ipaddress.IPv6Address):
+                if ip.ipv4_mapped is None:
+                    return False
+                return ip.ipv4_mapped in self.network
+            return ip in self.network
+        if isinstance(ip, ipaddress.IPv4Address):
+            ip = ipaddress.IPv6Address(f"::ffff:{ip}")
+        return ip in self.network
+
+
+Identity = SourceCidr
+"""One way of recognising a client workload (more kinds will come later)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClientWorkload:
+    """A set of callers recognised by the identities they all present."""
+
+    name: str
+    identities: tuple[Identity, ...]
+
+    def matches(self, address: str) -> bool:
+        """Whether a caller at ``address`` satisfies every identity (none: never)."""
+        return bool(self.identities) and all(i.matches(address) for i in self.identities)
+
+
+@dataclass(frozen=True, slots=True)
+class AccessPolicy:
+    """Lets the named clients call ``server`` with credentials from a provider."""
+
+    name: str
+    clients: tuple[str, ...]
+    server: str
+    credential_provider: str
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """A complete, cross-validated configuration."""
+
+    server_workloads: tuple[ServerWorkload, ...]
+    credential_providers: tuple[CredentialProvider, ...]
+    client_workloads: tuple[ClientWorkload, ...]
+    access_policies: tuple[AccessPolicy, ...]
+
+    def server_workload_for(self, host: str, port: int) -> ServerWorkload | None:
+        """The workload serving ``host:port``; an exact host beats a wildcard."""
+        wildcard: ServerWorkload | None = None
+        for workload in self.server_workloads:
+            if workload.matches(host, port):
+                if not workload.is_wildcard:
+                    return workload
+                wildcard = wildcard or workload
+        return wildcard
+
+    def credential_provider(self, name: str) -> CredentialProvider:
+        """The credential provider called ``name``; ``KeyError`` if there is none."""
+        for provider in self.credential_providers:
+            if provider.name == name:
+                return provider
+        raise KeyError(name)
+
+    def client_workload(self, name: str) -> ClientWorkload:
+        """The client workload called ``name``; ``KeyError`` if there is none."""
+        for client in self.client_workloads:
+            if client.name == name:
+                return client
+        raise KeyError(name)
+
+    def clients_matching(self, address: str) -> tuple[ClientWorkload, ...]:
+        """Every client workload a caller at ``address`` belongs to."""
+        return tuple(c for c in self.client_workloads if c.matches(address))
+
+    def policies_for(self, server: str) -> tuple[AccessPolicy, ...]:
+        """The access policies that grant access to the server workload ``server``."""
+        return tuple(p for p in self.access_policies if p.server == server)
+
+
+def empty_config() -> Config:
+    """A configuration with nothing in it (the edge then denies everything)."""
+    return Config((), (), (), ())

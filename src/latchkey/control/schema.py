@@ -1,0 +1,280 @@
+"""The wire shape of configuration documents, as pydantic models.
+
+Field aliases are exactly the camelCase keys written in YAML, unknown keys are
+rejected and validation is strict (``port: "443"`` is an error, not a coercion).
+Each document model knows how to become its :mod:`latchkey.control.model` object.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator
+
+from latchkey.control import model
+
+API_VERSION = "latchkey/v1"
+KINDS = ("ServerWorkload", "CredentialProvider", "ClientWorkload", "AccessPolicy")
+
+_DNS_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")  # RFC 1123, lowercase
+_ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9_+=,.@/-]{1,512}")
+_SESSION_NAME = re.compile(r"[A-Za-z0-9_+=,.@-]{2,64}")
+_REGION = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def is_name(value: str) -> bool:
+    """Whether ``value`` is a valid object name (an RFC 1123 DNS label)."""
+    return _DNS_LABEL.fullmatch(value) is not None
+
+
+def _check_name(value: str) -> str:
+    if not is_name(value):
+        raise ValueError(
+            f"invalid name {value!r}: use 1-63 lowercase letters, digits and '-', "
+            "starting and ending with a letter or digit"
+        )
+    return value
+
+
+def _check_host(value: str) -> str:
+    """Validate a DNS name, IP literal or ``*.`` wildcard; return it normalized."""
+    host = model.normalize_host(value)
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        ip = None
+    if value.startswith("[") and not isinstance(ip, ipaddress.IPv6Address):
+        raise ValueError(f"invalid host {value!r}: only IPv6 literals go in brackets")
+    if ip is not None:
+        return ip.compressed
+    if len(host) > 253:
+        raise ValueError(f"invalid host {value!r}: longer than 253 characters")
+    labels = host.split(".")
+    if labels[0] == "*":
+        labels = labels[1:]
+        if len(labels) < 2:
+            raise ValueError(
+                f"invalid host {value!r}: a wildcard needs at least two labels after '*.'"
+            )
+    if not all(_DNS_LABEL.fullmatch(label) for label in labels) or labels[-1].isdigit():
+        raise ValueError(f"invalid host {value!r}: not a DNS name or IP address")
+    return host
+
+
+def _check_role_arn(value: str) -> str:
+    if not _ROLE_ARN.fullmatch(value):
+        raise ValueError(
+            f"invalid role ARN {value!r}: expected arn:aws:iam::<12 digits>:role/<name>"
+        )
+    return value
+
+
+def _check_session_name(value: str) -> str:
+    if not _SESSION_NAME.fullmatch(value):
+        raise ValueError(
+            f"invalid role session name {value!r}: use 2-64 of letters, digits and _+=,.@-"
+        )
+    return value
+
+
+def _check_region(value: str) -> str:
+    if not _REGION.fullmatch(value):
+        raise ValueError(f"invalid region {value!r}: expected something like 'us-east-1'")
+    return value
+
+
+def _check_sts_endpoint(value: str) -> str:
+    """An https URL, or plain http only when talking to the loopback interface."""
+    try:
+        url = urlsplit(value)
+        url.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError as exc:
+        raise ValueError(f"invalid URL {value!r}: {exc}") from None
+    if not url.hostname or url.username or url.password or url.query or url.fragment:
+        raise ValueError(f"invalid URL {value!r}: expected scheme://host[:port][/path]")
+    if url.scheme == "https" or (url.scheme == "http" and url.hostname in _LOOPBACK):
+        return value
+    raise ValueError(
+        f"invalid URL {value!r}: must be https (http only for 127.0.0.1, localhost, ::1)"
+    )
+
+
+def _parse_cidr(value: object) -> model.IPNetwork:
+    """Parse an IPv4/IPv6 CIDR; a bare address is a /32 or /128. Host bits are an error."""
+    if not isinstance(value, str):
+        raise ValueError(f"expected a CIDR string such as '10.0.0.0/8', got {value!r}")
+    try:
+        return ipaddress.ip_network(value, strict=True)
+    except ValueError as exc:
+        hint = ""
+        if "host bits set" in str(exc):
+            hint = f" (did you mean {ipaddress.ip_network(value, strict=False)}?)"
+        raise ValueError(f"invalid CIDR {value!r}: {exc}{hint}") from None
+
+
+Name = Annotated[str, AfterValidator(_check_name)]
+Host = Annotated[str, AfterValidator(_check_host)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+Cidr = Annotated[model.IPNetwork, PlainValidator(_parse_cidr)]
+RoleArn = Annotated[str, AfterValidator(_check_role_arn)]
+SessionDuration = Annotated[int, Field(ge=900, le=43200)]
+StsEndpoint = Annotated[str, AfterValidator(_check_sts_endpoint)]
+Region = Annotated[str, AfterValidator(_check_region)]
+RoleSessionName = Annotated[str, AfterValidator(_check_session_name)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
+
+
+class Metadata(_Model):
+    name: Name
+
+
+class Forward(_Model):
+    """Where the edge sends requests; every field defaults to the front-side value."""
+
+    host: Host | None = None
+    port: Port | None = None
+    tls: bool | None = None
+    tls_verification: Literal["full", "none"] = Field(default="full", alias="tlsVerification")
+
+
+class Authentication(_Model):
+    method: Literal["http"]
+    scheme: Literal["aws-sigv4", "bearer", "header", "basic", "none"]
+
+
+class ServerWorkloadSpec(_Model):
+    host: Host
+    port: Port
+    tls: bool
+    app_protocol: Literal["http"] = Field(default="http", alias="appProtocol")
+    forward: Forward = Forward()
+    authentication: Authentication
+
+
+class CredentialProviderSpec(_Model):
+    type: Literal["aws-sts-federation"]
+    role_arn: RoleArn = Field(alias="roleArn")
+    audience: Annotated[str, Field(min_length=1)]
+    session_duration: SessionDuration = Field(default=3600, alias="sessionDuration")
+    sts_endpoint: StsEndpoint | None = Field(default=None, alias="stsEndpoint")
+    region: Region = "us-east-1"
+    role_session_name: RoleSessionName | None = Field(default=None, alias="roleSessionName")
+
+
+class IdentitySpec(_Model):
+    source_cidr: Cidr = Field(alias="sourceCidr")
+
+
+class ClientWorkloadSpec(_Model):
+    identities: Annotated[list[IdentitySpec], Field(min_length=1)]
+
+
+class AccessPolicySpec(_Model):
+    clients: Annotated[list[Name], Field(min_length=1)]
+    server: Name
+    credential_provider: Name = Field(alias="credentialProvider")
+
+
+class _Document(_Model):
+    api_version: Literal["latchkey/v1"] = Field(alias="apiVersion")
+    metadata: Metadata
+
+
+class ServerWorkloadDocument(_Document):
+    kind: Literal["ServerWorkload"]
+    spec: ServerWorkloadSpec
+
+    def to_domain(self) -> model.ServerWorkload:
+        spec, fwd = self.spec, self.spec.forward
+        return model.ServerWorkload(
+            name=self.metadata.name,
+            host=spec.host,
+            port=spec.port,
+            tls=spec.tls,
+            app_protocol=spec.app_protocol,
+            forward_host=fwd.host if fwd.host is not None else spec.host,
+            forward_port=fwd.port if fwd.port is not None else spec.port,
+            forward_tls=fwd.tls if fwd.tls is not None else spec.tls,
+            tls_verify=fwd.tls_verification == "full",
+            auth_scheme=model.AuthScheme(spec.authentication.scheme),
+        )
+
+
+class CredentialProviderDocument(_Document):
+    kind: Literal["CredentialProvider"]
+    spec: CredentialProviderSpec
+
+    def to_domain(self) -> model.CredentialProvider:
+        spec = self.spec
+        return model.CredentialProvider(
+            name=self.metadata.name,
+            type=spec.type,
+            role_arn=spec.role_arn,
+            audience=spec.audience,
+            session_duration=spec.session_duration,
+            sts_endpoint=spec.sts_endpoint,
+            region=spec.region,
+            role_session_name=spec.role_session_name,
+        )
+
+
+class ClientWorkloadDocument(_Document):
+    kind: Literal["ClientWorkload"]
+    spec: ClientWorkloadSpec
+
+    def to_domain(self) -> model.ClientWorkload:
+        identities = tuple(model.SourceCidr(i.source_cidr) for i in self.spec.identities)
+        return model.ClientWorkload(name=self.metadata.name, identities=identities)
+
+
+class AccessPolicyDocument(_Document):
+    kind: Literal["AccessPolicy"]
+    spec: AccessPolicySpec
+
+    def to_domain(self) -> model.AccessPolicy:
+        return model.AccessPolicy(
+            name=self.metadata.name,
+            clients=tuple(self.spec.clients),
+            server=self.spec.server,
+            credential_provider=self.spec.credential_provider,
+        )
+
+
+Document = (
+    ServerWorkloadDocument
+    | CredentialProviderDocument
+    | ClientWorkloadDocument
+    | AccessPolicyDocument
+)
+
+DOCUMENT_MODELS: dict[str, type[Document]] = {
+    "ServerWorkload": ServerWorkloadDocument,
+    "CredentialProvider": CredentialProviderDocument,
+    "ClientWorkload": ClientWorkloadDocument,
+    "AccessPolicy": AccessPolicyDocument,
+}
+
+
+class Envelope(_Model):
+    """The part every document shares; used to report a bad ``kind``/``apiVersion``."""
+
+    model_config = ConfigDict(extra="allow")
+    api_version: Literal["latchkey/v1"] = Field(alias="apiVersion")
+    kind: Literal["ServerWorkload", "CredentialProvider", "ClientWorkload", "AccessPolicy"]
+
+
+def parse_document(data: object) -> Document:
+    """Validate one decoded document; raises :class:`pydantic.ValidationError`."""
+    kind = data.get("kind") if isinstance(data, dict) else None
+    document_model = DOCUMENT_MODELS.get(kind) if isinstance(kind, str) else None
+    if document_model is None:
+        Envelope.model_validate(data)  # always fails: kind is missing or unknown
+        raise AssertionError("unreachable: Envelope accepted an unknown kind")
+    return document_model.model_validate(data)

@@ -1,0 +1,47 @@
+"""Identify the client workload and find the access policy: pure, over a ``Config``."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from latchkey.control.model import AccessPolicy, ClientWorkload, Config, ServerWorkload
+
+
+class Reason(enum.Enum):
+    IDENTITY_NOT_MATCHED = "IdentityNotMatched"
+    NO_MATCHING_POLICY = "NoMatchingPolicy"
+    CREDENTIAL_UNAVAILABLE = "CredentialUnavailable"
+
+
+@dataclass(frozen=True, slots=True)
+class Allowed:
+    client: ClientWorkload
+    policy: AccessPolicy
+
+
+@dataclass(frozen=True, slots=True)
+class Denied:
+    reason: Reason
+    message: str
+
+
+def decide(config: Config, server: ServerWorkload, source_address: str) -> Allowed | Denied:
+    """Which client is calling, and which policy lets it reach ``server`` (default deny)."""
+    clients = config.clients_matching(source_address)
+    if not clients:
+        return Denied(
+            Reason.IDENTITY_NOT_MATCHED,
+            f"no client workload matches this caller (source address {source_address}) "
+            f"for server workload '{server.name}'",
+        )
+    names = {c.name: c for c in clients}
+    for policy in config.policies_for(server.name):
+        for client_name in policy.clients:
+            if client_name in names:
+                return Allowed(names[client_name], policy)
+    listed = ", ".join(sorted(names))
+    return Denied(
+        Reason.NO_MATCHING_POLICY,
+        f"no access policy lets client workload(s) {listed} reach server workload '{server.name}'",
+    )

@@ -1,0 +1,51 @@
+"""Re-signing a client's request with real credentials (pure: time is passed in)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from latchkey.aws import sigv4
+from latchkey.http.h1 import HOP_BY_HOP, Request
+
+# Headers of the client's placeholder signature: removed before re-signing.
+PLACEHOLDER_HEADERS = frozenset({"authorization", "x-amz-date", "x-amz-security-token"})
+
+
+def scope_of(request: Request, host: str) -> tuple[str, str]:
+    """(region, service): from the placeholder credential scope, else from the host name."""
+    auth = request.header("Authorization") or ""
+    if "Credential=" in auth:
+        cred = auth.split("Credential=", 1)[1].split(",", 1)[0].strip()
+        parts = cred.split("/")
+        if len(parts) == 5 and parts[4] == "aws4_request":
+            return parts[2], parts[3]
+    labels = host.lower().split(".")
+    # service.region.amazonaws.com, or service.amazonaws.com (global, us-east-1)
+    if len(labels) >= 4 and labels[-2:] == ["amazonaws", "com"]:
+        return labels[1], labels[0]
+    if len(labels) == 3 and labels[-2:] == ["amazonaws", "com"]:
+        return "us-east-1", labels[0]
+    return "us-east-1", labels[0] if labels else "execute-api"
+
+
+def resign(
+    request: Request, creds: sigv4.Credentials, *, host: str, now: dt.datetime
+) -> list[tuple[str, str]]:
+    """The headers to send upstream: placeholder auth and hop-by-hop removed, signed anew."""
+    region, service = scope_of(request, host)
+    kept = tuple(
+        (k, v)
+        for k, v in request.headers
+        if k.lower() not in PLACEHOLDER_HEADERS | HOP_BY_HOP and k.lower() != "content-length"
+    )
+    if not any(k.lower() == "host" for k, _ in kept):
+        kept = (("Host", host), *kept)
+    unsigned = sigv4.HttpRequest(
+        method=request.method,
+        path=request.path,
+        query=request.query,
+        headers=kept,
+        body=request.body,
+    )
+    signed = sigv4.sign_request_headers(unsigned, creds, region=region, service=service, now=now)
+    return list(signed)

@@ -1,0 +1,297 @@
+"""A latchkey node: every part (cloud, idp, edge) in one process, on one data directory.
+
+Start order: data directory -> root key, CA, store -> cloud and idp listeners (their ports are
+needed by the configuration) -> configuration -> federation bootstrap -> edge -> ``run.json``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import errno
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from latchkey.clock import Clock, SystemClock
+from latchkey.cloud.app import CloudApp, CloudSettings
+from latchkey.cloud.audit import AuditLog
+from latchkey.cloud.bootstrap import ensure_admin_key, ensure_federation
+from latchkey.cloud.sts.discovery import JwksFetcher
+from latchkey.control.defaults import render_default_config
+from latchkey.control.loader import load_config_paths, load_config_text
+from latchkey.control.model import Config
+from latchkey.crypto.jwk import SigningKey
+from latchkey.crypto.rootkey import RootKey
+from latchkey.crypto.x509 import (
+    CertificateAuthority,
+    LeafCache,
+    client_ssl_context,
+    load_or_create_ca,
+    server_ssl_context,
+)
+from latchkey.edge.credentials import CredentialCache
+from latchkey.edge.server import Edge
+from latchkey.edge.upstream import UpstreamPool
+from latchkey.http.server import HttpServer
+from latchkey.idp.app import IdpApp
+from latchkey.idp.issuer import Issuer
+from latchkey.store.sqlite import SqliteStore
+
+log = logging.getLogger("latchkey")
+
+ACCOUNT = "000000000000"
+RUN_FILE = "run.json"
+LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+class StartupError(Exception):
+    """A clear, user-facing reason the node cannot start."""
+
+
+@dataclass(frozen=True, slots=True)
+class Listen:
+    edge: tuple[str, int] = ("127.0.0.1", 8000)
+    cloud: tuple[str, int] = ("127.0.0.1", 4566)
+    idp: tuple[str, int] = ("127.0.0.1", 8443)
+
+
+@dataclass(frozen=True, slots=True)
+class DataPaths:
+    root: Path
+
+    @property
+    def root_key(self) -> Path:
+        return self.root / "root.key"
+
+    @property
+    def ca_cert(self) -> Path:
+        return self.root / "ca.pem"
+
+    @property
+    def ca_key(self) -> Path:
+        return self.root / "ca-key.pem"
+
+    @property
+    def idp_key(self) -> Path:
+        return self.root / "idp-signing-key.pem"
+
+    @property
+    def store(self) -> Path:
+        return self.root / "latchkey.db"
+
+    @property
+    def audit(self) -> Path:
+        return self.root / "audit" / "cloud.jsonl"
+
+    @property
+    def run(self) -> Path:
+        return self.root / RUN_FILE
+
+    @property
+    def default_config(self) -> Path:
+        return self.root / "config.default.yaml"
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    """What ``status`` and ``env`` need: written to ``run.json`` (no secrets)."""
+
+    pid: int
+    data_dir: str
+    edge: str  # http://host:port (the proxy)
+    cloud: str  # https://host:port
+    idp: str  # https://host:port (issuer URL)
+    ca_bundle: str
+    config: str
+    started: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def load(cls, data_dir: Path) -> RunInfo:
+        doc = json.loads((data_dir / RUN_FILE).read_text())
+        return cls(**doc)
+
+
+def _url(scheme: str, host: str, port: int) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{shown}:{port}"
+
+
+def prepare_data_dir(path: Path) -> DataPaths:
+    os.umask(0o077)  # every file this process writes is private to its user
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return DataPaths(path)
+
+
+class Node:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        config_paths: list[Path] | None = None,
+        listen: Listen | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.paths = prepare_data_dir(data_dir)
+        self.config_paths = config_paths or []
+        self.listen = listen or Listen()
+        self.clock = clock or SystemClock()
+        self._servers: list[HttpServer] = []
+        self._edge: Edge | None = None
+        self._store: SqliteStore | None = None
+        self._audit: AuditLog | None = None
+        self.config: Config | None = None
+        self.info: RunInfo | None = None
+        self.credentials: CredentialCache | None = None
+
+    def _load_secrets(self) -> tuple[RootKey, CertificateAuthority, SigningKey]:
+        now = self.clock.now()
+        root_key = RootKey.load_or_create(self.paths.root_key)
+        ca = load_or_create_ca(self.paths.ca_cert, self.paths.ca_key, now=now)
+        idp_key = SigningKey.load_or_create(self.paths.idp_key)
+        return root_key, ca, idp_key
+
+    async def _bind(self, server: HttpServer, where: tuple[str, int], part: str) -> tuple[str, int]:
+        try:
+            bound = await server.start(*where)
+        except OSError as exc:
+            raise StartupError(self._bind_message(exc, where, part)) from None
+        self._servers.append(server)
+        return bound
+
+    @staticmethod
+    def _bind_message(exc: OSError, where: tuple[str, int], part: str) -> str:
+        if exc.errno == errno.EADDRINUSE:
+            why = "the address is already in use (is another latchkey running?)"
+        else:
+            why = exc.strerror or str(exc)
+        return f"cannot listen on {where[0]}:{where[1]} for the {part}: {why}"
+
+    def _load_config(self, cloud: tuple[str, int]) -> tuple[Config, str]:
+        if self.config_paths:
+            config = load_config_paths(self.config_paths)
+            return config, ",".join(str(p) for p in self.config_paths)
+        text = render_default_config(*cloud)
+        self.paths.default_config.write_text(text)
+        return load_config_text(text, str(self.paths.default_config)), str(
+            self.paths.default_config
+        )
+
+    def _is_local_cloud(self, url: str | None, cloud: tuple[str, int]) -> bool:
+        if url is None:
+            return False
+        parts = urlsplit(url)
+        return parts.hostname in LOCAL_NAMES and parts.port == cloud[1]
+
+    async def start(self) -> RunInfo:
+        root_key, ca, idp_key = self._load_secrets()
+        now = self.clock.now()
+        leaf_cert, leaf_key = ca.mint_leaf(
+            list(LOCAL_NAMES), now=now, lifetime=dt.timedelta(days=30)
+        )
+        local_tls = server_ssl_context(leaf_cert, leaf_key)
+        verify_ctx = client_ssl_context([self.paths.ca_cert])
+
+        self._store = SqliteStore(self.paths.store)
+        self._audit = AuditLog(self.paths.audit)
+        admin = ensure_admin_key(self._store, root_key, self.paths.root, ACCOUNT)
+        log.info(
+            "cloud admin access key %s (secret in %s)", admin.access_key_id, "cloud-admin.json"
+        )
+
+        cloud_app = CloudApp(
+            store=self._store,
+            root_key=root_key,
+            clock=self.clock,
+            audit=self._audit,
+            jwks=JwksFetcher(verify_ctx),
+            settings=CloudSettings(account=ACCOUNT),
+        )
+        cloud = await self._bind(
+            HttpServer(cloud_app, ssl_context=local_tls), self.listen.cloud, "cloud"
+        )
+        idp_bind = self.listen.idp
+        issuer_host = idp_bind[0]
+        # The issuer URL is fixed by the port; bind first, then build the issuer for it.
+        idp_app = _DeferredApp()
+        idp = await self._bind(HttpServer(idp_app, ssl_context=local_tls), idp_bind, "idp")
+        issuer = Issuer(_url("https", issuer_host, idp[1]), idp_key, self.clock)
+        idp_app.target = IdpApp(issuer)
+
+        config, config_source = self._load_config(cloud)
+        self.config = config
+        for provider in config.credential_providers:
+            if provider.type == "aws-sts-federation" and self._is_local_cloud(
+                provider.sts_endpoint, cloud
+            ):
+                made = ensure_federation(
+                    self._store,
+                    account=ACCOUNT,
+                    issuer_url=issuer.url,
+                    audience=provider.audience,
+                    role_arn=provider.role_arn,
+                )
+                for arn in made:
+                    log.info("local cloud: set up %s", arn)
+
+        self.credentials = CredentialCache(issuer.mint, self.clock, verify_ctx)
+        self._edge = Edge(
+            config=lambda: config,
+            leaves=LeafCache(ca, now=self.clock.now),
+            credentials=self.credentials,
+            upstream=UpstreamPool(verify_ctx),
+            clock=self.clock,
+        )
+        try:
+            edge = await self._edge.start(*self.listen.edge)
+        except OSError as exc:
+            raise StartupError(self._bind_message(exc, self.listen.edge, "edge")) from None
+
+        self.info = RunInfo(
+            pid=os.getpid(),
+            data_dir=str(self.paths.root.resolve()),
+            edge=_url("http", *edge),
+            cloud=_url("https", *cloud),
+            idp=issuer.url,
+            ca_bundle=str(self.paths.ca_cert.resolve()),
+            config=config_source,
+            started=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        )
+        self.paths.run.write_text(self.info.to_json())
+        self.paths.run.chmod(0o644)
+        log.info("edge  %s (HTTPS_PROXY)", self.info.edge)
+        log.info("cloud %s (KMS, IAM, STS)", self.info.cloud)
+        log.info("idp   %s (OIDC issuer)", self.info.idp)
+        return self.info
+
+    async def stop(self) -> None:
+        if self._edge is not None:
+            await self._edge.close()
+        for server in self._servers:
+            await server.close()
+        if self.paths.run.exists():
+            self.paths.run.unlink()
+        if self._audit is not None:
+            self._audit.close()
+        if self._store is not None:
+            self._store.close()
+
+
+class _DeferredApp:
+    """An app whose handler is set after the listener is bound (the idp needs its own URL)."""
+
+    def __init__(self) -> None:
+        self.target: IdpApp | None = None
+
+    async def __call__(self, request, peer):  # type: ignore[no-untyped-def]
+        from latchkey.http.h1 import Response
+
+        if self.target is None:
+            return Response(503, [("Content-Type", "text/plain")], b"starting\n")
+        return await self.target(request, peer)
