@@ -149,6 +149,9 @@ class Node:
         self.config: Config | None = None
         self.info: RunInfo | None = None
         self.credentials: CredentialCache | None = None
+        self.issuer: Issuer | None = None
+        self.store: SqliteStore | None = None
+        self.root_key: RootKey | None = None
 
     def _load_secrets(self) -> tuple[RootKey, CertificateAuthority, SigningKey]:
         now = self.clock.now()
@@ -223,6 +226,9 @@ class Node:
         idp = await self._bind(HttpServer(idp_app, ssl_context=local_tls), idp_bind, "idp")
         issuer = Issuer(_url("https", issuer_host, idp[1]), idp_key, self.clock)
         idp_app.target = IdpApp(issuer)
+        self.issuer = issuer
+        self.store = self._store
+        self.root_key = root_key
 
         config, config_source = self._load_config(cloud)
         self.config = config
