@@ -177,9 +177,8 @@ class Node:
         return f"cannot listen on {where[0]}:{where[1]} for the {part}: {why}"
 
     def _load_config(self, cloud: tuple[str, int]) -> tuple[Config, str]:
-        if self.config_paths:
-            config = load_config_paths(self.config_paths)
-            return config, ",".join(str(p) for p in self.config_paths)
+        if self.config is not None:
+            return self.config, ",".join(str(p) for p in self.config_paths)
         text = render_default_config(*cloud)
         self.paths.default_config.write_text(text)
         return load_config_text(text, str(self.paths.default_config)), str(
@@ -193,6 +192,8 @@ class Node:
         return parts.hostname in LOCAL_NAMES and parts.port == cloud[1]
 
     async def start(self) -> RunInfo:
+        if self.config_paths:  # a bad file stops us before anything is touched
+            self.config = load_config_paths(self.config_paths)
         root_key, ca, idp_key = self._load_secrets()
         now = self.clock.now()
         leaf_cert, leaf_key = ca.mint_leaf(

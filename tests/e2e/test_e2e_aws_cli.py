@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import VENV_BIN, UpProcess, aws, start_up_process
+from latchkey_testing import VENV_BIN, UpProcess, aws, start_up_process
 
 pytestmark = pytest.mark.e2e
 

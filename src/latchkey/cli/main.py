@@ -62,12 +62,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="configuration YAML file or directory (repeatable; default: the seed scenario "
         "against the local cloud)",
     )
-    up.add_argument("--edge", type=_listen, default=("127.0.0.1", 8000), metavar="HOST:PORT",
-                    help="edge proxy listen address (default 127.0.0.1:8000; port 0: any free)")  # fmt: skip
-    up.add_argument("--cloud", type=_listen, default=("127.0.0.1", 4566), metavar="HOST:PORT",
-                    help="local cloud HTTPS listen address (default 127.0.0.1:4566)")  # fmt: skip
-    up.add_argument("--idp", type=_listen, default=("127.0.0.1", 8443), metavar="HOST:PORT",
-                    help="idp/control HTTPS listen address (default 127.0.0.1:8443)")  # fmt: skip
+    for flag, default, what in (
+        ("--edge", 8000, "edge proxy"),
+        ("--cloud", 4566, "local cloud (HTTPS)"),
+        ("--idp", 8443, "idp/control (HTTPS)"),
+    ):
+        up.add_argument(
+            flag,
+            type=_listen,
+            default=("127.0.0.1", default),
+            metavar="HOST:PORT",
+            help=f"{what} listen address (default 127.0.0.1:{default}; port 0 picks a free one)",
+        )
     up.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
     status = sub.add_parser("status", help="exit 0 only when every part answers")
@@ -133,7 +139,13 @@ def cmd_up(args: argparse.Namespace, data_dir: Path) -> int:
             loop.add_signal_handler(sig, stop.set)
         try:
             await node.start()
-        except (StartupError, ConfigError) as exc:
+        except ConfigError as exc:
+            await node.stop()
+            print("latchkey: the configuration is invalid:", file=sys.stderr)
+            for issue in exc.issues:
+                print(f"  {issue}", file=sys.stderr)
+            return 1
+        except StartupError as exc:
             await node.stop()
             return _err(str(exc))
         logging.getLogger("latchkey").info("ready; Ctrl-C to stop")

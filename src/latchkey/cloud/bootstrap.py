@@ -126,8 +126,10 @@ def ensure_federation(
         # The idp moved (another port, another URL): add a statement for it, keep the rest.
         doc = json.loads(existing.trust_policy)
         statements = doc.get("Statement", [])
-        doc["Statement"] = [*(statements if isinstance(statements, list) else [statements]),
-                            json.loads(trust_policy(provider_arn, url_key, audience))["Statement"][0]]  # fmt: skip
+        if not isinstance(statements, list):
+            statements = [statements]
+        new = json.loads(trust_policy(provider_arn, url_key, audience))["Statement"]
+        doc["Statement"] = [*statements, *new]
         store.update_role_trust_policy(name, json.dumps(doc))
         made.append(f"trust for {provider_arn} on {role_arn}")
         return made

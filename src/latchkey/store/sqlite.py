@@ -211,7 +211,9 @@ class SqliteStore:
 
     def update_role_trust_policy(self, role_name: str, document: str) -> None:
         with self._write() as db:
-            db.execute("UPDATE iam_roles SET trust_policy = ? WHERE name = ?", (document, role_name))
+            db.execute(
+                "UPDATE iam_roles SET trust_policy = ? WHERE name = ?", (document, role_name)
+            )
 
     # -- credentials ----------------------------------------------------------------------
 
