@@ -35,7 +35,8 @@ from latchkey.crypto.x509 import (
 from latchkey.edge.credentials import CredentialCache
 from latchkey.edge.server import Edge
 from latchkey.edge.upstream import UpstreamPool
-from latchkey.http.server import HttpServer
+from latchkey.http.h1 import Request, Response
+from latchkey.http.server import HttpServer, Peer
 from latchkey.idp.app import IdpApp
 from latchkey.idp.issuer import Issuer
 from latchkey.store.sqlite import SqliteStore
@@ -296,9 +297,7 @@ class _DeferredApp:
     def __init__(self) -> None:
         self.target: IdpApp | None = None
 
-    async def __call__(self, request, peer):  # type: ignore[no-untyped-def]
-        from latchkey.http.h1 import Response
-
+    async def __call__(self, request: Request, peer: Peer) -> Response:
         if self.target is None:
             return Response(503, [("Content-Type", "text/plain")], b"starting\n")
         return await self.target(request, peer)

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import base64
 import json
+import signal
+import socket
+import ssl
 import subprocess
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import boto3
 import pytest
+from botocore.config import Config as BotoConfig
 
 from latchkey_testing import VENV_BIN, UpProcess, aws, start_up_process
 
@@ -209,3 +215,66 @@ def test_data_directory_secrets_are_private(up: UpProcess) -> None:
     for name in ("root.key", "ca-key.pem", "idp-signing-key.pem", "cloud-admin.json"):
         mode = (up.data_dir / name).stat().st_mode & 0o777
         assert mode == 0o600, f"{name} has mode {oct(mode)}"
+
+
+def test_idp_token_command_federates_with_sts(up: UpProcess) -> None:
+    token = subprocess.run(
+        [str(VENV_BIN / "latchkey"), "idp", "token", "--data-dir", str(up.data_dir),
+         "--client", "local-apps", "--audience", "sts.amazonaws.com"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    sts = boto3.client(
+        "sts", endpoint_url=up.info.cloud, region_name="us-east-1", verify=up.info.ca_bundle,
+        aws_access_key_id="unused", aws_secret_access_key="unused",
+        config=BotoConfig(proxies={}, retries={"max_attempts": 1}),
+    )  # fmt: skip
+    result = sts.assume_role_with_web_identity(
+        RoleArn="arn:aws:iam::000000000000:role/latchkey-kms",
+        RoleSessionName="idp-token-test",
+        WebIdentityToken=token,
+    )
+    assert result["Credentials"]["AccessKeyId"].startswith("ASIA")
+    assert result["SubjectFromWebIdentityToken"] == "local-apps"
+    session = boto3.client(
+        "sts", endpoint_url=up.info.cloud, region_name="us-east-1", verify=up.info.ca_bundle,
+        aws_access_key_id=result["Credentials"]["AccessKeyId"],
+        aws_secret_access_key=result["Credentials"]["SecretAccessKey"],
+        aws_session_token=result["Credentials"]["SessionToken"],
+        config=BotoConfig(proxies={}),
+    )  # fmt: skip
+    who = session.get_caller_identity()
+    assert who["Arn"] == "arn:aws:sts::000000000000:assumed-role/latchkey-kms/idp-token-test"
+
+
+def test_other_hosts_are_tunnelled_untouched(up: UpProcess) -> None:
+    """A CONNECT to a host that is no Server Workload reaches it byte for byte: the TLS
+    certificate seen through the tunnel is the target's own, not one minted by the edge."""
+    edge = urlsplit(up.info.edge)
+    cloud = urlsplit(up.info.cloud)
+    ctx = ssl.create_default_context(cafile=up.info.ca_bundle)
+    with socket.create_connection((edge.hostname, edge.port), timeout=10) as raw:
+        raw.sendall(f"CONNECT 127.0.0.1:{cloud.port} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        assert raw.recv(1024).startswith(b"HTTP/1.1 200")
+        with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            sans = tls.getpeercert()["subjectAltName"]
+            assert ("IP Address", "127.0.0.1") in sans
+            tls.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            answer = b""
+            while chunk := tls.recv(4096):
+                answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200")
+    assert answer.endswith(b"ok\n")
+
+
+def test_sigterm_and_sigint_stop_cleanly(tmp_path: Path) -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        proc = start_up_process(tmp_path / f"data-{sig.name}")
+        proc.proc.send_signal(sig)
+        assert proc.proc.wait(15) == 0
+        assert not (proc.data_dir / "run.json").exists()
+        status = subprocess.run(
+            [str(VENV_BIN / "latchkey"), "status", "--data-dir", str(proc.data_dir)],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert status.returncode == 1
+        assert "Traceback" not in proc.log_path.read_text()
