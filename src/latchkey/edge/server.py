@@ -24,13 +24,13 @@ from latchkey.edge.decide import Allowed, Denied, Reason, decide
 from latchkey.edge.sign import resign
 from latchkey.edge.upstream import UpstreamError, UpstreamPool
 from latchkey.http.h1 import (
-    HOP_BY_HOP,
     ProtocolError,
     Request,
     RequestParser,
     Response,
     encode_request,
     encode_response,
+    end_to_end,
 )
 
 log = logging.getLogger("latchkey.edge")
@@ -263,7 +263,7 @@ class Edge:
         if isinstance(decision, Denied):
             return deny_response(server, decision), f"denied:{decision.reason.value}"
         assert isinstance(decision, Allowed)
-        headers = [(k, v) for k, v in request.headers if k.lower() not in HOP_BY_HOP]
+        headers = end_to_end(request.headers)
         if server.auth_scheme is AuthScheme.AWS_SIGV4:
             provider = config.credential_provider(decision.policy.credential_provider)
             try:
@@ -285,6 +285,6 @@ class Edge:
             return _plain(
                 502, f"latchkey: upstream {server.upstream_host(host)}: {exc}", True
             ), "upstream-error"
-        response.headers = [(k, v) for k, v in response.headers if k.lower() not in HOP_BY_HOP]
+        response.headers = end_to_end(response.headers)
         response.keep_alive = True
         return response, f"allowed:{decision.policy.name}"

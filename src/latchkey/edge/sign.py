@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 
 from latchkey.aws import sigv4
-from latchkey.http.h1 import HOP_BY_HOP, Request
+from latchkey.control.model import normalize_host
+from latchkey.http.h1 import Request, end_to_end
 
 # Headers of the client's placeholder signature: removed before re-signing.
 PLACEHOLDER_HEADERS = frozenset({"authorization", "x-amz-date", "x-amz-security-token"})
@@ -19,13 +20,15 @@ def scope_of(request: Request, host: str) -> tuple[str, str]:
         parts = cred.split("/")
         if len(parts) == 5 and parts[4] == "aws4_request":
             return parts[2], parts[3]
-    labels = host.lower().split(".")
-    # service.region.amazonaws.com, or service.amazonaws.com (global, us-east-1)
-    if len(labels) >= 4 and labels[-2:] == ["amazonaws", "com"]:
-        return labels[1], labels[0]
-    if len(labels) == 3 and labels[-2:] == ["amazonaws", "com"]:
-        return "us-east-1", labels[0]
-    return "us-east-1", labels[0] if labels else "execute-api"
+    name = normalize_host(host)
+    for suffix in (".amazonaws.com.cn", ".amazonaws.com"):
+        if name.endswith(suffix):
+            labels = name[: -len(suffix)].split(".")
+            # service.region.amazonaws.com, or service.amazonaws.com (global: us-east-1)
+            if len(labels) >= 2:
+                return labels[1], labels[0]
+            return "us-east-1", labels[0]
+    return "us-east-1", name.split(".", 1)[0]
 
 
 def resign(
@@ -35,8 +38,8 @@ def resign(
     region, service = scope_of(request, host)
     kept = tuple(
         (k, v)
-        for k, v in request.headers
-        if k.lower() not in PLACEHOLDER_HEADERS | HOP_BY_HOP and k.lower() != "content-length"
+        for k, v in end_to_end(request.headers)
+        if k.lower() not in PLACEHOLDER_HEADERS and k.lower() != "content-length"
     )
     if not any(k.lower() == "host" for k, _ in kept):
         kept = (("Host", host), *kept)

@@ -138,9 +138,10 @@ class UpstreamPool:
                     chunk = await conn.reader.read(READ_CHUNK)
                     if not chunk:
                         raise _ClosedBeforeAnswer("upstream closed the connection before answering")
-                    responses = parser.feed(chunk)
-                    if responses:
-                        return responses[0]
+                    # Interim (1xx) responses are not the answer: keep reading.
+                    final = [r for r in parser.feed(chunk) if r.status >= 200]
+                    if final:
+                        return final[0]
         except TimeoutError:
             raise UpstreamError("upstream did not answer in time") from None
         except ConnectionResetError:

@@ -100,6 +100,7 @@ class _Collector:
         self.body: list[bytes] = []
         self.body_bytes = 0
         self.headers_complete = False
+        self.status = 0
 
     def on_url(self, url: bytes) -> None:
         self.url += url
@@ -107,11 +108,20 @@ class _Collector:
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._count(len(name) + len(value))
-        self.headers.append((name.decode("latin-1"), value.decode("latin-1")))
+        if self.headers_complete:
+            return  # a trailer field: never merged into the header section (RFC 9110 §6.5.1)
+        self.headers.append((name.decode("latin-1"), value.decode("latin-1").strip(" \t")))
 
     def on_headers_complete(self) -> None:
         self.headers_complete = True
         _check_framing(self.headers)
+        parser = self.parser
+        if isinstance(parser, httptools.HttpResponseParser):
+            self.status = parser.get_status_code()
+        elif parser is not None:
+            hosts = [v for k, v in self.headers if k.lower() == "host"]
+            if len(hosts) > 1 or (not hosts and parser.get_http_version() == "1.1"):
+                raise ProtocolError("an HTTP/1.1 request needs exactly one Host header")
 
     def on_body(self, body: bytes) -> None:
         self.body_bytes += len(body)
@@ -127,7 +137,7 @@ class _Collector:
             method = parser.get_method().decode("ascii", "replace")
         self.done.append(
             Request(
-                method,
+                method or str(self.status),
                 self.url.decode("latin-1"),
                 self.headers,
                 b"".join(self.body),
@@ -210,8 +220,7 @@ class ResponseParser:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
             raise ProtocolError(f"malformed response: {exc}", HTTPStatus.BAD_GATEWAY) from None
-        status = self._parser.get_status_code()
-        out = [Response(status, r.headers, r.body, r.keep_alive) for r in self._c.done]
+        out = [Response(int(r.method), r.headers, r.body, r.keep_alive) for r in self._c.done]
         self._c.done.clear()
         return out
 
@@ -232,10 +241,35 @@ def _encode_headers(headers: Iterable[tuple[str, str]]) -> bytes:
     return "".join(lines).encode("latin-1")
 
 
+def connection_tokens(headers: Iterable[tuple[str, str]]) -> frozenset[str]:
+    """Header names a ``Connection`` header marks as hop-by-hop (RFC 9110 §7.6.1)."""
+    tokens: set[str] = set()
+    for name, value in headers:
+        if name.lower() == "connection":
+            tokens.update(t.strip().lower() for t in value.split(",") if t.strip())
+    return frozenset(tokens)
+
+
+def end_to_end(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The headers a proxy may forward: hop-by-hop ones and those named by Connection removed."""
+    headers = list(headers)
+    drop = HOP_BY_HOP | connection_tokens(headers)
+    return [(k, v) for k, v in headers if k.lower() not in drop]
+
+
+_TOKEN_CHARS = frozenset(
+    "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+)
+
+
 def encode_request(
     method: str, target: str, headers: Iterable[tuple[str, str]], body: bytes
 ) -> bytes:
     """Serialise a request with an exact Content-Length (framing headers are ours)."""
+    if not method or not set(method) <= _TOKEN_CHARS:
+        raise ValueError("invalid request method")
+    if not target or any(not 0x21 <= ord(c) <= 0x7E for c in target):
+        raise ValueError("invalid request target")
     kept = [(k, v) for k, v in headers if k.lower() not in HOP_BY_HOP | {"content-length"}]
     if body or method not in ("GET", "HEAD", "DELETE", "OPTIONS"):
         kept.append(("Content-Length", str(len(body))))
@@ -246,9 +280,10 @@ def encode_request(
 def encode_response(response: Response) -> bytes:
     """Serialise a response with an exact Content-Length and our own Connection header."""
     kept = [(k, v) for k, v in response.headers if k.lower() not in HOP_BY_HOP | {"content-length"}]
-    kept.append(("Content-Length", str(len(response.body))))
+    status = response.status
+    if status >= 200 and status not in (204, 304):
+        kept.append(("Content-Length", str(len(response.body))))
     if not response.keep_alive:
         kept.append(("Connection", "close"))
-    status = response.status
     head = f"HTTP/1.1 {status} {_reason(status)}\r\n".encode("latin-1") + _encode_headers(kept)
     return head + b"\r\n" + response.body
