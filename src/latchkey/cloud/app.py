@@ -161,7 +161,10 @@ class CloudApp:
         try:
             prefix, operation = jsonproto.parse_target(request.header("X-Amz-Target"))
             caller = self.auth.authenticate(
-                self._sigv4_request(request), errors=JSON_AUTH_ERRORS, max_skew=KMS_SKEW
+                self._sigv4_request(request),
+                errors=JSON_AUTH_ERRORS,
+                max_skew=KMS_SKEW,
+                service="kms",
             )
             event = self._event(
                 request, peer, request_id, "kms.amazonaws.com", operation, region, caller
@@ -240,7 +243,10 @@ class CloudApp:
             caller: Caller | None = None
             if not (service == "sts" and action in sts_ops.UNSIGNED):
                 caller = self.auth.authenticate(
-                    self._sigv4_request(request), errors=QUERY_AUTH_ERRORS, max_skew=STS_SKEW
+                    self._sigv4_request(request),
+                    errors=QUERY_AUTH_ERRORS,
+                    max_skew=STS_SKEW,
+                    service=service,
                 )
             source = f"{service}.amazonaws.com"
             event = self._event(request, peer, request_id, source, action, region, caller)

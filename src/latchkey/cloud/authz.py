@@ -36,11 +36,17 @@ def identity_policies(store: Store, caller: Caller) -> list[PolicyDocument]:
     return docs
 
 
-def _denied(caller: Caller, action: str, resource: str, why: str) -> AwsError:
+KMS_DENIED = ("AccessDeniedException", 400)
+
+
+def _denied(
+    caller: Caller, action: str, resource: str, why: str, code: tuple[str, int]
+) -> AwsError:
     return AwsError(
-        "AccessDeniedException",
+        code[0],
         f"User: {caller.arn} is not authorized to perform: {action} on resource: {resource} "
         f"because {why}",
+        code[1],
     )
 
 
@@ -52,7 +58,7 @@ def authorize(
     *,
     resource_policy: PolicyDocument | None = None,
     keys: ConditionKeys | None = None,
-    error: type[AwsError] = AwsError,
+    denied: tuple[str, int] = KMS_DENIED,
 ) -> None:
     """Raise ``AccessDeniedException`` unless policy allows ``caller`` to do ``action``.
 
@@ -69,17 +75,20 @@ def authorize(
         if caller.kind == "root"
         else evaluate_all(identity_policies(store, caller), ctx)
     )
+
+    def refuse(why: str) -> AwsError:
+        return _denied(caller, action, resource, why, denied)
+
     if iam is Decision.EXPLICIT_DENY:
-        raise _denied(caller, action, resource, "of an explicit deny in an identity-based policy")
+        raise refuse("of an explicit deny in an identity-based policy")
+    no_identity = f"no identity-based policy allows the {action} action"
     if resource_policy is None:
         if iam is Decision.ALLOW:
             return
-        raise _denied(
-            caller, action, resource, f"no identity-based policy allows the {action} action"
-        )
+        raise refuse(no_identity)
     direct = evaluate(resource_policy, ctx)
     if direct is Decision.EXPLICIT_DENY:
-        raise _denied(caller, action, resource, "of an explicit deny in a resource-based policy")
+        raise refuse("of an explicit deny in a resource-based policy")
     if direct is Decision.ALLOW:
         return
     account_ctx = RequestContext(
@@ -88,10 +97,8 @@ def authorize(
         principals=frozenset({caller.account, f"arn:aws:iam::{caller.account}:root"}),
         keys=base,
     )
-    if evaluate(resource_policy, account_ctx) is Decision.ALLOW and iam is Decision.ALLOW:
-        return
     if evaluate(resource_policy, account_ctx) is Decision.ALLOW:
-        raise _denied(
-            caller, action, resource, f"no identity-based policy allows the {action} action"
-        )
-    raise _denied(caller, action, resource, f"no resource-based policy allows the {action} action")
+        if iam is Decision.ALLOW:
+            return
+        raise refuse(no_identity)
+    raise refuse(f"no resource-based policy allows the {action} action")

@@ -70,7 +70,7 @@ QUERY_AUTH_ERRORS = AuthErrors(
     bad_signature=("SignatureDoesNotMatch", 403),
     incomplete=("IncompleteSignature", 400),
     missing=("MissingAuthenticationToken", 403),
-    expired_token=("ExpiredToken", 400),
+    expired_token=("ExpiredToken", 403),
 )
 
 BAD_SIGNATURE_MESSAGE = (
@@ -105,6 +105,7 @@ class Authenticator:
         *,
         errors: AuthErrors,
         max_skew: dt.timedelta,
+        service: str,
     ) -> Caller:
         def fail(pair: tuple[str, int], message: str) -> AwsError:
             return AwsError(pair[0], message, pair[1])
@@ -118,6 +119,11 @@ class Authenticator:
         except sigv4.SigV4Error as exc:
             raise fail(errors.incomplete, str(exc)) from None
 
+        if info.scope.service != service:
+            raise fail(
+                errors.bad_signature,
+                f"Credential should be scoped to correct service: '{service}'. ",
+            )
         record = self._store.load_access_key(info.access_key)
         if record is None:
             raise fail(errors.unknown_key, "The security token included in the request is invalid.")

@@ -30,9 +30,10 @@ App = Callable[[Request, Peer], Awaitable[Response]]
 
 
 class _Connection(asyncio.Protocol):
-    def __init__(self, app: App, tasks: set[asyncio.Task[None]]) -> None:
+    def __init__(self, app: App, tasks: set[asyncio.Task[None]], live: set[_Connection]) -> None:
         self._app = app
         self._tasks = tasks
+        self._live = live
         self._parser = RequestParser()
         self._pending: deque[Request] = deque()
         self._transport: asyncio.Transport | None = None
@@ -42,6 +43,7 @@ class _Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]  # uvloop's are not subclasses
+        self._live.add(self)
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple) and len(peer) >= 2:
             self._peer = Peer(str(peer[0]), int(peer[1]))
@@ -49,6 +51,13 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
         self._transport = None
+        self._live.discard(self)
+
+    def close(self) -> None:
+        """Hard close at shutdown: a graceful TLS close would wait for the peer."""
+        self._closing = True
+        if self._transport is not None:
+            self._transport.abort()
 
     def data_received(self, data: bytes) -> None:
         if self._closing:
@@ -109,11 +118,12 @@ class HttpServer:
         self._ssl = ssl_context
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._live: set[_Connection] = set()
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: _Connection(self._app, self._tasks),
+            lambda: _Connection(self._app, self._tasks, self._live),
             host,
             port,
             ssl=self._ssl,
@@ -126,7 +136,11 @@ class HttpServer:
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 2)
         for task in list(self._tasks):
             task.cancel()
+        for conn in list(self._live):  # Server.close() leaves accepted connections open
+            conn.close()
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 2)
+        await asyncio.sleep(0)  # let the transports finish closing

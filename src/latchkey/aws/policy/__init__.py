@@ -14,7 +14,9 @@ from latchkey.aws.policy.document import (
     PolicyDocument,
     Principal,
     Statement,
+    parse_identity_policy,
     parse_policy,
+    parse_trust_policy,
 )
 from latchkey.aws.policy.evaluate import (
     Decision,
@@ -35,6 +37,8 @@ __all__ = [
     "Statement",
     "evaluate",
     "evaluate_all",
+    "parse_identity_policy",
     "parse_policy",
+    "parse_trust_policy",
     "statement_matches",
 ]

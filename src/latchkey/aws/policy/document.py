@@ -286,3 +286,23 @@ def _reject_unknown(raw: dict[str, object], known: tuple[str, ...], where: str) 
 def _show(value: object) -> str:
     """A value as it would appear in the message, quoted like the docs: 'Alow'."""
     return f"'{value}'" if isinstance(value, str) else json.dumps(value)
+
+
+def parse_identity_policy(text: str) -> PolicyDocument:
+    """An IAM identity (permissions) policy: no Principal, and every statement names resources."""
+    doc = parse_policy(text, require_principal=False)
+    for number, stmt in enumerate(doc.statements, 1):
+        if stmt.resources is None and stmt.not_resources is None:
+            raise MalformedPolicyDocument(f"Policy statement {number} must contain resources.")
+    return doc
+
+
+def parse_trust_policy(text: str) -> PolicyDocument:
+    """A role trust policy: every statement has a Principal and none names a Resource."""
+    doc = parse_policy(text, require_principal=True)
+    for number, stmt in enumerate(doc.statements, 1):
+        if stmt.resources is not None or stmt.not_resources is not None:
+            raise MalformedPolicyDocument(
+                f"Policy statement {number} has prohibited field Resource."
+            )
+    return doc

@@ -11,7 +11,7 @@ from typing import Any
 
 from latchkey.aws.errors import AwsError, validation_error
 from latchkey.aws.jsonproto import decode_blob, encode_blob
-from latchkey.aws.policy import MalformedPolicyDocument, parse_policy
+from latchkey.aws.policy import MalformedPolicyDocument, PolicyDocument, parse_policy
 from latchkey.cloud.authz import authorize
 from latchkey.cloud.identity import Caller
 from latchkey.cloud.kms.keys import (
@@ -66,6 +66,23 @@ def _authorize_key(call: Call, action: str, record: KmsKeyRecord, **keys: Any) -
     )
 
 
+def check_no_lockout(call: Call, document: PolicyDocument) -> None:
+    """AWS refuses a key policy that would stop its own caller from changing it later."""
+    try:
+        authorize(
+            call.keys.store,
+            call.caller,
+            "kms:PutKeyPolicy",
+            f"arn:aws:kms:{call.keys.region}:{call.keys.account}:key/*",
+            resource_policy=document,
+        )
+    except AwsError:
+        raise AwsError(
+            "MalformedPolicyDocumentException",
+            "The new key policy will not allow you to update the key policy in the future.",
+        ) from None
+
+
 async def create_key(call: Call) -> dict[str, Any]:
     p = call.params
     spec = p.get("KeySpec") or p.get("CustomerMasterKeySpec") or "SYMMETRIC_DEFAULT"
@@ -85,9 +102,11 @@ async def create_key(call: Call) -> dict[str, Any]:
     authorize(call.keys.store, call.caller, "kms:CreateKey", "*")
     policy = p.get("Policy") or default_key_policy(call.keys.account)
     try:
-        parse_policy(policy, require_principal=True)
+        document = parse_policy(policy, require_principal=True)
     except MalformedPolicyDocument as exc:
         raise AwsError("MalformedPolicyDocumentException", str(exc)) from None
+    if p.get("Policy") and not p.get("BypassPolicyLockoutSafetyCheck"):
+        check_no_lockout(call, document)
 
     key_id = str(uuid.uuid4())
     now = time.time()

@@ -22,7 +22,7 @@ from latchkey.aws.policy import (
     parse_policy,
 )
 from latchkey.clock import Clock
-from latchkey.cloud.iam.ops import provider_url_key
+from latchkey.cloud.iam.ops import int_param, provider_url_key
 from latchkey.cloud.identity import ACCESS_KEY_KIND, Caller, hash_session_token
 from latchkey.cloud.sts.discovery import DiscoveryError, JwksFetcher
 from latchkey.crypto.jwt import InvalidToken, check_claims, verify_jwt
@@ -30,7 +30,7 @@ from latchkey.crypto.rootkey import RootKey
 from latchkey.store.base import AccessKeyRecord, Store
 
 NAMESPACE = "https://sts.amazonaws.com/doc/2011-06-15/"
-SESSION_NAME = re.compile(r"^[\w+=,.@-]{2,64}$")
+SESSION_NAME = re.compile(r"[A-Za-z0-9_+=,.@-]{2,64}")
 KEY_ALPHABET = string.ascii_uppercase + string.digits
 MAX_TOKEN_BYTES = 20_000
 
@@ -85,7 +85,7 @@ async def assume_role_with_web_identity(call: Call) -> dict[str, Any]:
         raise AwsError(
             "ValidationError", "RoleArn, RoleSessionName and WebIdentityToken are required"
         )
-    if not SESSION_NAME.match(session_name):
+    if not SESSION_NAME.fullmatch(session_name):
         raise AwsError(
             "ValidationError",
             f"1 validation error detected: Value '{session_name}' at 'roleSessionName' failed to "
@@ -157,7 +157,7 @@ async def assume_role_with_web_identity(call: Call) -> dict[str, Any]:
     if evaluate(trust, ctx) is not Decision.ALLOW:
         raise denied
 
-    duration = int(p.get("DurationSeconds", "3600"))
+    duration = int_param(p, "DurationSeconds", 3600)
     if not 900 <= duration <= role.max_session_duration:
         raise AwsError(
             "ValidationError",

@@ -1,0 +1,273 @@
+"""KMS authorization (key policies and IAM policies together, explicit Deny wins) and KMS/IAM
+request validation, as the real services answer them (real boto3, real TLS)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
+from urllib.parse import urlsplit
+
+import pytest
+from botocore.exceptions import ClientError
+
+from latchkey_testing import NodeHandle
+
+ACCOUNT = "000000000000"
+ROOT = f"arn:aws:iam::{ACCOUNT}:root"
+AUDIENCE = "sts.amazonaws.com"
+
+
+class Cloud:
+    """The node plus every boto3 client a test made, closed before the node stops."""
+
+    def __init__(self, node: NodeHandle) -> None:
+        self.node = node
+        self._clients: list[Any] = []
+
+    def client(self, service: str, **creds: str) -> Any:
+        made = self.node.client(service, **creds)
+        self._clients.append(made)
+        return made
+
+    def close(self) -> None:
+        for made in self._clients:
+            made.close()
+
+
+@pytest.fixture
+def cloud(node: NodeHandle) -> Iterator[Cloud]:
+    made = Cloud(node)
+    yield made
+    made.close()
+
+
+class Refusal(NamedTuple):
+    code: str
+    status: int
+    message: str
+
+
+def refused(call: Callable[..., Any], **kwargs: Any) -> Refusal:
+    """Call what must fail; keep only code/status/message (the ClientError's traceback holds
+    the HTTP connection open, and the node does not close live connections when it stops)."""
+    try:
+        call(**kwargs)
+    except ClientError as err:
+        resp = err.response
+        status = resp["ResponseMetadata"]["HTTPStatusCode"]
+        return Refusal(resp["Error"]["Code"], status, resp["Error"].get("Message", ""))
+    raise AssertionError(f"{getattr(call, '__name__', call)} succeeded")
+
+
+def policy(*statements: dict[str, Any]) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
+
+
+def allow(action: str | list[str], principal: str | None = None, **extra: Any) -> dict[str, Any]:
+    stmt: dict[str, Any] = {"Effect": "Allow", "Action": action, "Resource": "*", **extra}
+    if principal is not None:
+        stmt["Principal"] = {"AWS": principal}
+    return stmt
+
+
+def deny(action: str, principal: str | None = None) -> dict[str, Any]:
+    return allow(action, principal) | {"Effect": "Deny"}
+
+
+def role_session(cloud: Cloud, name: str, inline: str | None = None) -> tuple[Any, str]:
+    """A role trusting the node's idp (with ``inline`` as its only IAM policy), assumed:
+    (a KMS client with the session's credentials, the role ARN)."""
+    host_port = urlsplit(cloud.node.info.idp).netloc
+    trust = {"Effect": "Allow", "Action": "sts:AssumeRoleWithWebIdentity",
+             "Principal": {"Federated": f"arn:aws:iam::{ACCOUNT}:oidc-provider/{host_port}"},
+             "Condition": {"StringEquals": {f"{host_port}:aud": AUDIENCE}}}  # fmt: skip
+    iam = cloud.client("iam")
+    arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=policy(trust))["Role"]["Arn"]
+    if inline is not None:
+        iam.put_role_policy(RoleName=name, PolicyName="inline", PolicyDocument=inline)
+    issuer = cloud.node.node.issuer
+    assert issuer is not None
+    resp = cloud.client("sts").assume_role_with_web_identity(
+        RoleArn=arn, RoleSessionName="s1", WebIdentityToken=issuer.mint("app", AUDIENCE)
+    )
+    c = resp["Credentials"]
+    kms = cloud.client("kms", aws_access_key_id=c["AccessKeyId"],
+                       aws_secret_access_key=c["SecretAccessKey"],
+                       aws_session_token=c["SessionToken"])  # fmt: skip
+    return kms, arn
+
+
+def admin_key(cloud: Cloud, key_policy: str | None = None) -> str:
+    extra = {"Policy": key_policy} if key_policy else {}
+    return str(cloud.client("kms").create_key(**extra)["KeyMetadata"]["KeyId"])
+
+
+# -- who may use a key --------------------------------------------------------------------------
+
+
+def test_role_without_permissions_is_denied(cloud: Cloud) -> None:
+    kms, _ = role_session(cloud, "no-perms")
+    key_id = admin_key(cloud)
+    err = refused(kms.encrypt, KeyId=key_id, Plaintext=b"x")
+    assert err[:2] == ("AccessDeniedException", 400)
+    assert "assumed-role/no-perms/s1 is not authorized to perform: kms:Encrypt" in err.message
+    assert refused(kms.create_key).code == "AccessDeniedException"
+
+
+def test_explicit_deny_beats_allow(cloud: Cloud) -> None:
+    inline = policy(allow("kms:*"), deny("kms:Decrypt"))
+    kms, _ = role_session(cloud, "no-decrypt", inline)
+    key_id = admin_key(cloud)
+    blob = kms.encrypt(KeyId=key_id, Plaintext=b"secret")["CiphertextBlob"]
+    kms.generate_data_key(KeyId=key_id, KeySpec="AES_256")
+    assert refused(kms.decrypt, CiphertextBlob=blob)[:2] == ("AccessDeniedException", 400)
+    assert cloud.client("kms").decrypt(CiphertextBlob=blob)["Plaintext"] == b"secret"
+
+
+@pytest.mark.parametrize("name_by", ["role", "session"])
+def test_key_policy_naming_the_role_grants_without_iam(cloud: Cloud, name_by: str) -> None:
+    kms, arn = role_session(cloud, "named")
+    principal = arn if name_by == "role" else f"arn:aws:sts::{ACCOUNT}:assumed-role/named/s1"
+    key_id = admin_key(cloud, policy(allow("kms:*", ROOT), allow("kms:Encrypt", principal)))
+    blob = kms.encrypt(KeyId=key_id, Plaintext=b"granted")["CiphertextBlob"]
+    # Only Encrypt was granted; the account's IAM grants nothing to this role.
+    assert refused(kms.decrypt, CiphertextBlob=blob).code == "AccessDeniedException"
+    other = admin_key(cloud)
+    assert refused(kms.encrypt, KeyId=other, Plaintext=b"x").code == "AccessDeniedException"
+
+
+def test_key_policy_deny_beats_the_role_policy(cloud: Cloud) -> None:
+    kms, arn = role_session(cloud, "denied-by-key", policy(allow("kms:*")))
+    key_id = admin_key(cloud, policy(allow("kms:*", ROOT), deny("kms:Encrypt", arn)))
+    assert refused(kms.encrypt, KeyId=key_id, Plaintext=b"x").code == "AccessDeniedException"
+    cloud.client("kms").encrypt(KeyId=key_id, Plaintext=b"x")  # the admin is not denied
+
+
+@pytest.mark.parametrize(("tenant", "allowed"), [("a", True), ("b", False)])
+def test_encryption_context_condition(cloud: Cloud, tenant: str, allowed: bool) -> None:
+    condition = {"StringEquals": {"kms:EncryptionContext:tenant": "a"}}
+    kms, arn = role_session(cloud, "tenant-a")
+    key_id = admin_key(cloud, policy(allow("kms:*", ROOT), allow("kms:Encrypt", arn,
+                                                                 Condition=condition)))  # fmt: skip
+    call = {"KeyId": key_id, "Plaintext": b"x", "EncryptionContext": {"tenant": tenant}}
+    if allowed:
+        kms.encrypt(**call)
+    else:
+        assert refused(kms.encrypt, **call).code == "AccessDeniedException"
+
+
+# -- validation ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "document",
+    ["not json", policy(allow("kms:*")), policy(allow("kms:*", ROOT) | {"Effect": "Alow"}),
+     policy(allow("kms", ROOT)), '{"Statement": [], "Bogus": 1}'],
+)  # fmt: skip
+def test_malformed_key_policy(cloud: Cloud, document: str) -> None:
+    err = refused(cloud.client("kms").create_key, Policy=document)
+    assert err[:2] == ("MalformedPolicyDocumentException", 400)
+    assert cloud.client("kms").list_keys()["Keys"] == []
+
+
+@pytest.mark.parametrize(
+    "key_id",
+    ["00000000-0000-4000-8000-000000000000", "not-a-key", "alias/nope",
+     "arn:aws:kms:us-east-1:111122223333:key/00000000-0000-4000-8000-000000000000"],
+)  # fmt: skip
+def test_encrypt_with_unknown_key(cloud: Cloud, key_id: str) -> None:
+    err = refused(cloud.client("kms").encrypt, KeyId=key_id, Plaintext=b"x")
+    assert err[:2] == ("NotFoundException", 400)
+
+
+@pytest.mark.parametrize(
+    "params", [{"KeySpec": "AES_256", "NumberOfBytes": 32}, {}, {"NumberOfBytes": 1025}]
+)
+def test_generate_data_key_size_is_validated(cloud: Cloud, params: dict[str, Any]) -> None:
+    kms = cloud.client("kms")
+    err = refused(kms.generate_data_key, KeyId=admin_key(cloud), **params)
+    assert err[:2] == ("ValidationException", 400)
+
+
+def test_plaintext_limit(cloud: Cloud) -> None:
+    kms = cloud.client("kms")
+    key_id = admin_key(cloud)
+    kms.encrypt(KeyId=key_id, Plaintext=b"p" * 4096)
+    err = refused(kms.encrypt, KeyId=key_id, Plaintext=b"p" * 4097)
+    assert err[:2] == ("ValidationException", 400)
+
+
+def test_decrypt_with_another_key_id(cloud: Cloud) -> None:
+    kms = cloud.client("kms")
+    first, second = admin_key(cloud), admin_key(cloud)
+    blob = kms.encrypt(KeyId=first, Plaintext=b"x")["CiphertextBlob"]
+    assert refused(kms.decrypt, CiphertextBlob=blob, KeyId=second)[:2] == (
+        "IncorrectKeyException", 400)  # fmt: skip
+    assert kms.decrypt(CiphertextBlob=blob, KeyId=first)["Plaintext"] == b"x"
+
+
+@pytest.mark.parametrize("position", [0, 1, 16, 20, 21, 40, -1])
+def test_flipped_ciphertext_byte(cloud: Cloud, position: int) -> None:
+    kms = cloud.client("kms")
+    blob = bytearray(kms.encrypt(KeyId=admin_key(cloud), Plaintext=b"x")["CiphertextBlob"])
+    blob[position] ^= 0x01
+    err = refused(kms.decrypt, CiphertextBlob=bytes(blob))
+    assert err[:2] == ("InvalidCiphertextException", 400)
+
+
+@pytest.mark.parametrize(
+    "given", [{"a": "bc"}, {}, {"ab": "c", "x": "y"}, {"AB": "c"}, {"ab": "C"}]
+)
+def test_encryption_context_must_match(cloud: Cloud, given: dict[str, str]) -> None:
+    kms = cloud.client("kms")
+    key_id = admin_key(cloud)
+    blob = kms.encrypt(KeyId=key_id, Plaintext=b"x", EncryptionContext={"ab": "c"})
+    blob = blob["CiphertextBlob"]
+    err = refused(kms.decrypt, CiphertextBlob=blob, EncryptionContext=given)
+    assert err[:2] == ("InvalidCiphertextException", 400)
+    assert kms.decrypt(CiphertextBlob=blob, EncryptionContext={"ab": "c"})["Plaintext"] == b"x"
+
+
+def test_duplicate_oidc_provider(cloud: Cloud) -> None:
+    iam = cloud.client("iam")
+    err = refused(iam.create_open_id_connect_provider, Url=cloud.node.info.idp,
+                  ClientIDList=[AUDIENCE], ThumbprintList=["0" * 40])  # fmt: skip
+    assert err[:2] == ("EntityAlreadyExists", 409)
+
+
+@pytest.mark.parametrize(
+    "document",
+    ["{not json", policy(allow("kms:*", ROOT)), policy(allow("kms")),
+     policy({"Effect": "Allow", "Resource": "*"})],
+)  # fmt: skip
+def test_put_role_policy_malformed(cloud: Cloud, document: str) -> None:
+    iam = cloud.client("iam")
+    err = refused(iam.put_role_policy, RoleName="latchkey-kms", PolicyName="bad",
+                  PolicyDocument=document)  # fmt: skip
+    assert err[:2] == ("MalformedPolicyDocument", 400)
+
+
+def test_role_name_outside_the_aws_pattern(cloud: Cloud) -> None:
+    err = refused(cloud.client("iam").create_role, RoleName="r\u00f4le",
+                  AssumeRolePolicyDocument=policy(allow("sts:AssumeRole", ROOT)))  # fmt: skip
+    assert err[:2] == ("ValidationError", 400)
+
+
+@pytest.mark.parametrize("kind", ["identity-without-resource", "trust-with-resource"])
+def test_iam_policy_grammar(cloud: Cloud, kind: str) -> None:
+    iam = cloud.client("iam")
+    if kind == "identity-without-resource":
+        stmt = {"Effect": "Allow", "Action": "kms:*"}
+        err = refused(iam.put_role_policy, RoleName="latchkey-kms", PolicyName="p",
+                      PolicyDocument=policy(stmt))  # fmt: skip
+    else:
+        trust = allow("sts:AssumeRole", ROOT)  # allow() adds "Resource": "*"
+        err = refused(iam.create_role, RoleName="r", AssumeRolePolicyDocument=policy(trust))
+    assert err[:2] == ("MalformedPolicyDocument", 400)
+
+
+def test_key_policy_lockout_safety_check(cloud: Cloud) -> None:
+    only_role = policy(allow("kms:*", f"arn:aws:iam::{ACCOUNT}:role/latchkey-kms"))
+    err = refused(cloud.client("kms").create_key, Policy=only_role)
+    assert err[:2] == ("MalformedPolicyDocumentException", 400)
