@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import fnmatch
 import ipaddress
 from dataclasses import dataclass
 
@@ -135,9 +136,67 @@ class SourceCidr:
             ip = ipaddress.IPv6Address(f"::ffff:{ip}")
         return ip in self.network
 
+    def check(self, evidence: Evidence) -> str | None:
+        """None when the caller matches, else why not."""
+        if self.matches(evidence.source_address):
+            return None
+        return f"source address {evidence.source_address} is not in {self.network}"
 
-Identity = SourceCidr
-"""One way of recognising a client workload (more kinds will come later)."""
+
+@dataclass(frozen=True, slots=True)
+class ProcessFacts:
+    """What the kernel says about the local process behind a connection."""
+
+    pid: int
+    uid: int
+    user: str
+    exe: str
+    cmdline: tuple[str, ...] = ()
+    exe_sha256: str | None = None  # filled only when some identity asks for it
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """Everything known about a caller when the edge decides who it is."""
+
+    source_address: str
+    process: ProcessFacts | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessIdentity:
+    """Identity by the Linux process on the other end of a loopback connection.
+
+    Every given field must hold: ``exe`` and ``cmdline`` are globs (``fnmatch``, case
+    sensitive; the command line is its arguments joined by single spaces).
+    """
+
+    exe: str | None = None
+    uid: int | None = None
+    user: str | None = None
+    cmdline: str | None = None
+    exe_sha256: str | None = None
+
+    def check(self, evidence: Evidence) -> str | None:
+        facts = evidence.process
+        if facts is None:
+            return "the calling process could not be determined (not a local connection?)"
+        if self.exe is not None and not fnmatch.fnmatchcase(facts.exe, self.exe):
+            return f"executable {facts.exe or '?'} does not match {self.exe}"
+        if self.uid is not None and facts.uid != self.uid:
+            return f"uid {facts.uid} is not {self.uid}"
+        if self.user is not None and facts.user != self.user:
+            return f"user {facts.user} is not {self.user}"
+        command = " ".join(facts.cmdline)
+        if self.cmdline is not None and not fnmatch.fnmatchcase(command, self.cmdline):
+            return f"command line does not match {self.cmdline}"
+        if self.exe_sha256 is not None and facts.exe_sha256 != self.exe_sha256.lower():
+            return f"executable sha256 {facts.exe_sha256 or '?'} is not {self.exe_sha256}"
+        return None
+
+
+Identity = SourceCidr | ProcessIdentity
+"""One way of recognising a client workload."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,9 +206,31 @@ class ClientWorkload:
     name: str
     identities: tuple[Identity, ...]
 
-    def matches(self, address: str) -> bool:
-        """Whether a caller at ``address`` satisfies every identity (none: never)."""
-        return bool(self.identities) and all(i.matches(address) for i in self.identities)
+    def check(self, evidence: Evidence | str) -> str | None:
+        """None when the caller satisfies every identity, else the first reason it does not."""
+        if isinstance(evidence, str):
+            evidence = Evidence(evidence)
+        if not self.identities:
+            return "it lists no identities"
+        for identity in self.identities:
+            why = identity.check(evidence)
+            if why is not None:
+                return why
+        return None
+
+    def matches(self, evidence: Evidence | str) -> bool:
+        """Whether a caller (or a caller at an address) satisfies every identity."""
+        return self.check(evidence) is None
+
+    @property
+    def needs_process(self) -> bool:
+        return any(isinstance(i, ProcessIdentity) for i in self.identities)
+
+    @property
+    def needs_exe_sha256(self) -> bool:
+        return any(
+            isinstance(i, ProcessIdentity) and i.exe_sha256 is not None for i in self.identities
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,9 +276,18 @@ class Config:
                 return client
         raise KeyError(name)
 
-    def clients_matching(self, address: str) -> tuple[ClientWorkload, ...]:
-        """Every client workload a caller at ``address`` belongs to."""
-        return tuple(c for c in self.client_workloads if c.matches(address))
+    def clients_matching(self, evidence: Evidence | str) -> tuple[ClientWorkload, ...]:
+        """Every client workload a caller (or a caller at an address) belongs to."""
+        return tuple(c for c in self.client_workloads if c.matches(evidence))
+
+    @property
+    def needs_process(self) -> bool:
+        """Whether any client workload is recognised by its process."""
+        return any(c.needs_process for c in self.client_workloads)
+
+    @property
+    def needs_exe_sha256(self) -> bool:
+        return any(c.needs_exe_sha256 for c in self.client_workloads)
 
     def policies_for(self, server: str) -> tuple[AccessPolicy, ...]:
         """The access policies that grant access to the server workload ``server``."""

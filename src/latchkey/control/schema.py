@@ -12,7 +12,7 @@ import re
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, model_validator
 
 from latchkey.control import model
 
@@ -168,8 +168,52 @@ class CredentialProviderSpec(_Model):
     role_session_name: RoleSessionName | None = Field(default=None, alias="roleSessionName")
 
 
+class ProcessSpec(_Model):
+    """Facts about the local calling process; every given one must hold."""
+
+    exe: Annotated[str, Field(min_length=1)] | None = None
+    uid: Annotated[int, Field(ge=0)] | None = None
+    user: Annotated[str, Field(min_length=1)] | None = None
+    cmdline: Annotated[str, Field(min_length=1)] | None = None
+    exe_sha256: Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")] | None = Field(
+        default=None, alias="exeSha256"
+    )
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> ProcessSpec:
+        if all(v is None for v in (self.exe, self.uid, self.user, self.cmdline, self.exe_sha256)):
+            raise ValueError("a process identity needs at least one of exe, uid, user, "
+                             "cmdline, exeSha256")  # fmt: skip
+        return self
+
+    def to_domain(self) -> model.ProcessIdentity:
+        return model.ProcessIdentity(
+            exe=self.exe,
+            uid=self.uid,
+            user=self.user,
+            cmdline=self.cmdline,
+            exe_sha256=self.exe_sha256.lower() if self.exe_sha256 else None,
+        )
+
+
 class IdentitySpec(_Model):
-    source_cidr: Cidr = Field(alias="sourceCidr")
+    """Exactly one way of recognising the caller."""
+
+    source_cidr: Cidr | None = Field(default=None, alias="sourceCidr")
+    process: ProcessSpec | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> IdentitySpec:
+        given = [v for v in (self.source_cidr, self.process) if v is not None]
+        if len(given) != 1:
+            raise ValueError("an identity has exactly one of: sourceCidr, process")
+        return self
+
+    def to_domain(self) -> model.Identity:
+        if self.process is not None:
+            return self.process.to_domain()
+        assert self.source_cidr is not None
+        return model.SourceCidr(self.source_cidr)
 
 
 class ClientWorkloadSpec(_Model):
@@ -230,7 +274,7 @@ class ClientWorkloadDocument(_Document):
     spec: ClientWorkloadSpec
 
     def to_domain(self) -> model.ClientWorkload:
-        identities = tuple(model.SourceCidr(i.source_cidr) for i in self.spec.identities)
+        identities = tuple(i.to_domain() for i in self.spec.identities)
         return model.ClientWorkload(name=self.metadata.name, identities=identities)
 
 

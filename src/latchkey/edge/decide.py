@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from latchkey.control.model import AccessPolicy, ClientWorkload, Config, ServerWorkload
+from latchkey.control.model import AccessPolicy, ClientWorkload, Config, Evidence, ServerWorkload
 
 
 class Reason(enum.Enum):
@@ -26,14 +26,22 @@ class Denied:
     message: str
 
 
-def decide(config: Config, server: ServerWorkload, source_address: str) -> Allowed | Denied:
+def decide(config: Config, server: ServerWorkload, evidence: Evidence | str) -> Allowed | Denied:
     """Which client is calling, and which policy lets it reach ``server`` (default deny)."""
-    clients = config.clients_matching(source_address)
+    if isinstance(evidence, str):
+        evidence = Evidence(evidence)
+    clients = config.clients_matching(evidence)
     if not clients:
+        why = "; ".join(
+            f"{c.name}: {c.check(evidence)}"
+            for c in config.client_workloads
+            if any(c.name in p.clients for p in config.policies_for(server.name))
+        )
         return Denied(
             Reason.IDENTITY_NOT_MATCHED,
-            f"no client workload matches this caller (source address {source_address}) "
-            f"for server workload '{server.name}'",
+            f"no client workload matches this caller (source address "
+            f"{evidence.source_address}) for server workload '{server.name}'"
+            + (f" ({why})" if why else ""),
         )
     names = {c.name: c for c in clients}
     for policy in config.policies_for(server.name):

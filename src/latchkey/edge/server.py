@@ -17,10 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from latchkey.clock import Clock
-from latchkey.control.model import AuthScheme, Config, ServerWorkload
+from latchkey.control.model import AuthScheme, Config, Evidence, ProcessFacts, ServerWorkload
 from latchkey.crypto.x509 import LeafCache
 from latchkey.edge.credentials import CredentialCache, CredentialError
 from latchkey.edge.decide import Allowed, Denied, Reason, decide
+from latchkey.edge.peer import find_peer_process
 from latchkey.edge.sign import resign
 from latchkey.edge.upstream import UpstreamError, UpstreamPool
 from latchkey.http.h1 import (
@@ -175,15 +176,39 @@ class Edge:
         # Mint (or find) the leaf first and stop reading before answering: the client's
         # ClientHello must reach the TLS layer, not this stream's buffer.
         context = await asyncio.to_thread(self._leaves.context_for, host) if server.tls else None
-        transport = writer.transport
-        if context is not None and isinstance(transport, asyncio.ReadTransport):
-            transport.pause_reading()
+        if context is not None:
+            # (uvloop's transports are not asyncio.ReadTransport subclasses: no isinstance)
+            writer.transport.pause_reading()  # type: ignore[attr-defined]
         writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        evidence = await self._evidence(writer, source)
         if context is not None:
             await writer.start_tls(context)
         else:
             await writer.drain()
-        await self._serve_requests(reader, writer, source, server, host)
+        await self._serve_requests(reader, writer, evidence, server, host)
+
+    async def _evidence(self, writer: asyncio.StreamWriter, source: str) -> Evidence:
+        """What is known about the caller, gathered once per connection."""
+        config = self._config()
+        if not config.needs_process:
+            return Evidence(source)
+        sock = writer.get_extra_info("socket")
+        if sock is None:
+            return Evidence(source)
+        want_sha = config.needs_exe_sha256
+
+        def look() -> ProcessFacts | None:
+            info = find_peer_process(ours=sock.getsockname()[:2], peer=sock.getpeername()[:2])
+            if info is None:
+                return None
+            sha = info.exe_sha256() if want_sha else None
+            return ProcessFacts(info.pid, info.uid, info.user, info.exe, info.cmdline, sha)
+
+        try:
+            facts = await asyncio.to_thread(look)
+        except OSError:
+            facts = None
+        return Evidence(source, facts)
 
     async def _tunnel(
         self,
@@ -223,7 +248,7 @@ class Edge:
         self,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
-        source: str,
+        evidence: Evidence,
         server: ServerWorkload,
         host: str,
     ) -> None:
@@ -238,13 +263,13 @@ class Edge:
             if request is None:
                 return
             started = time.perf_counter()
-            response, outcome = await self._handle(request, source, server, host)
+            response, outcome = await self._handle(request, evidence, server, host)
             response.keep_alive = response.keep_alive and request.keep_alive
             writer.write(encode_response(response))
             await writer.drain()
             access_log.info(
                 "%s %s %s %s -> %d %s %.1fms",
-                source,
+                evidence.source_address,
                 server.name,
                 request.method,
                 request.path,
@@ -256,10 +281,10 @@ class Edge:
                 return
 
     async def _handle(
-        self, request: Request, source: str, server: ServerWorkload, host: str
+        self, request: Request, evidence: Evidence, server: ServerWorkload, host: str
     ) -> tuple[Response, str]:
         config = self._config()
-        decision = decide(config, server, source)
+        decision = decide(config, server, evidence)
         if isinstance(decision, Denied):
             return deny_response(server, decision), f"denied:{decision.reason.value}"
         assert isinstance(decision, Allowed)
