@@ -22,6 +22,7 @@ from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from latchkey.control import model, schema
+from latchkey.control.conditions import AccessCondition
 from latchkey.control.issues import ConfigError, ConfigIssue, Loc, issue_at, yaml_error_issue
 
 __all__ = [
@@ -130,6 +131,10 @@ def _references(spec: schema.AccessPolicySpec) -> list[tuple[Loc, str, str]]:
     ]
     refs.append((("spec", "server"), "ServerWorkload", spec.server))
     refs.append((("spec", "credentialProvider"), "CredentialProvider", spec.credential_provider))
+    refs += [
+        (("spec", "conditions", i), "AccessCondition", name)
+        for i, name in enumerate(spec.conditions)
+    ]
     return refs
 
 
@@ -233,6 +238,7 @@ class _Loaded:
             ),
             client_workloads=tuple(o for o in objects if isinstance(o, model.ClientWorkload)),
             access_policies=tuple(o for o in objects if isinstance(o, model.AccessPolicy)),
+            access_conditions=tuple(o for o in objects if isinstance(o, AccessCondition)),
         )
 
 

@@ -13,6 +13,8 @@ import fnmatch
 import ipaddress
 from dataclasses import dataclass
 
+from latchkey.control.conditions import AccessCondition
+
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -241,6 +243,7 @@ class AccessPolicy:
     clients: tuple[str, ...]
     server: str
     credential_provider: str
+    conditions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,6 +254,14 @@ class Config:
     credential_providers: tuple[CredentialProvider, ...]
     client_workloads: tuple[ClientWorkload, ...]
     access_policies: tuple[AccessPolicy, ...]
+    access_conditions: tuple[AccessCondition, ...] = ()
+
+    def access_condition(self, name: str) -> AccessCondition:
+        """The access condition called ``name``; ``KeyError`` if there is none."""
+        for condition in self.access_conditions:
+            if condition.name == name:
+                return condition
+        raise KeyError(name)
 
     def server_workload_for(self, host: str, port: int) -> ServerWorkload | None:
         """The workload serving ``host:port``; an exact host beats a wildcard."""

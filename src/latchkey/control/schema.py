@@ -11,13 +11,20 @@ import ipaddress
 import re
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, model_validator
 
-from latchkey.control import model
+from latchkey.control import conditions, model
 
 API_VERSION = "latchkey/v1"
-KINDS = ("ServerWorkload", "CredentialProvider", "ClientWorkload", "AccessPolicy")
+KINDS = (
+    "ServerWorkload",
+    "CredentialProvider",
+    "ClientWorkload",
+    "AccessPolicy",
+    "AccessCondition",
+)
 
 _DNS_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")  # RFC 1123, lowercase
 _ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9_+=,.@/-]{1,512}")
@@ -224,6 +231,73 @@ class AccessPolicySpec(_Model):
     clients: Annotated[list[Name], Field(min_length=1)]
     server: Name
     credential_provider: Name = Field(alias="credentialProvider")
+    conditions: list[Name] = []
+
+
+Day = Literal["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+
+
+def _check_timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown timezone {value!r} (use an IANA name like 'Europe/Berlin')"
+        ) from None
+    return value
+
+
+def _every_day() -> list[Day]:
+    return ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+
+
+def _check_range(value: str) -> str:
+    conditions.parse_range(value)
+    return value
+
+
+class TimeWindowSpec(_Model):
+    timezone: Annotated[str, AfterValidator(_check_timezone)] = "UTC"
+    days: Annotated[list[Day], Field(min_length=1)] = Field(default_factory=_every_day)
+    hours: Annotated[list[Annotated[str, AfterValidator(_check_range)]], Field(min_length=1)]
+
+    def to_domain(self) -> conditions.TimeWindow:
+        return conditions.TimeWindow(
+            timezone=self.timezone,
+            days=frozenset(conditions.DAYS.index(d) for d in self.days),
+            ranges=tuple(conditions.parse_range(h) for h in self.hours),
+        )
+
+
+_AWS_ACTION = re.compile(r"[a-z0-9-]+:[A-Za-z0-9*?]+")
+
+
+def _check_action(value: str) -> str:
+    if not _AWS_ACTION.fullmatch(value):
+        raise ValueError(f"invalid AWS action {value!r}: expected service:Action, e.g. kms:Encrypt")
+    return value
+
+
+class AwsRuleSpec(_Model):
+    actions: list[Annotated[str, AfterValidator(_check_action)]] = []
+    keys: list[Annotated[str, Field(min_length=1)]] = []
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> AwsRuleSpec:
+        if not self.actions and not self.keys:
+            raise ValueError("an aws rule needs actions, keys or both")
+        return self
+
+
+class AccessConditionSpec(_Model):
+    time_window: TimeWindowSpec | None = Field(default=None, alias="timeWindow")
+    aws: AwsRuleSpec | None = None
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> AccessConditionSpec:
+        if self.time_window is None and self.aws is None:
+            raise ValueError("an access condition needs timeWindow, aws or both")
+        return self
 
 
 class _Document(_Model):
@@ -288,6 +362,22 @@ class AccessPolicyDocument(_Document):
             clients=tuple(self.spec.clients),
             server=self.spec.server,
             credential_provider=self.spec.credential_provider,
+            conditions=tuple(self.spec.conditions),
+        )
+
+
+class AccessConditionDocument(_Document):
+    kind: Literal["AccessCondition"]
+    spec: AccessConditionSpec
+
+    def to_domain(self) -> conditions.AccessCondition:
+        spec = self.spec
+        return conditions.AccessCondition(
+            name=self.metadata.name,
+            time_window=spec.time_window.to_domain() if spec.time_window else None,
+            aws=conditions.AwsRequestRule(tuple(spec.aws.actions), tuple(spec.aws.keys))
+            if spec.aws
+            else None,
         )
 
 
@@ -296,6 +386,7 @@ Document = (
     | CredentialProviderDocument
     | ClientWorkloadDocument
     | AccessPolicyDocument
+    | AccessConditionDocument
 )
 
 DOCUMENT_MODELS: dict[str, type[Document]] = {
@@ -303,6 +394,7 @@ DOCUMENT_MODELS: dict[str, type[Document]] = {
     "CredentialProvider": CredentialProviderDocument,
     "ClientWorkload": ClientWorkloadDocument,
     "AccessPolicy": AccessPolicyDocument,
+    "AccessCondition": AccessConditionDocument,
 }
 
 
@@ -311,7 +403,9 @@ class Envelope(_Model):
 
     model_config = ConfigDict(extra="allow")
     api_version: Literal["latchkey/v1"] = Field(alias="apiVersion")
-    kind: Literal["ServerWorkload", "CredentialProvider", "ClientWorkload", "AccessPolicy"]
+    kind: Literal[
+        "ServerWorkload", "CredentialProvider", "ClientWorkload", "AccessPolicy", "AccessCondition"
+    ]
 
 
 def parse_document(data: object) -> Document:

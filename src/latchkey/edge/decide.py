@@ -5,12 +5,14 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from latchkey.control.conditions import RequestFacts
 from latchkey.control.model import AccessPolicy, ClientWorkload, Config, Evidence, ServerWorkload
 
 
 class Reason(enum.Enum):
     IDENTITY_NOT_MATCHED = "IdentityNotMatched"
     NO_MATCHING_POLICY = "NoMatchingPolicy"
+    CONDITION_FAILED = "ConditionFailed"
     CREDENTIAL_UNAVAILABLE = "CredentialUnavailable"
 
 
@@ -53,3 +55,15 @@ def decide(config: Config, server: ServerWorkload, evidence: Evidence | str) -> 
         Reason.NO_MATCHING_POLICY,
         f"no access policy lets client workload(s) {listed} reach server workload '{server.name}'",
     )
+
+
+def check_conditions(config: Config, allowed: Allowed, facts: RequestFacts) -> Denied | None:
+    """Every access condition of the matched policy must hold for this request."""
+    for name in allowed.policy.conditions:
+        why = config.access_condition(name).check(facts)
+        if why is not None:
+            return Denied(
+                Reason.CONDITION_FAILED,
+                f"access policy '{allowed.policy.name}' requires condition '{name}': {why}",
+            )
+    return None

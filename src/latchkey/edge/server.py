@@ -20,7 +20,8 @@ from latchkey.clock import Clock
 from latchkey.control.model import AuthScheme, Config, Evidence, ProcessFacts, ServerWorkload
 from latchkey.crypto.x509 import LeafCache
 from latchkey.edge.credentials import CredentialCache, CredentialError
-from latchkey.edge.decide import Allowed, Denied, Reason, decide
+from latchkey.edge.decide import Allowed, Denied, Reason, check_conditions, decide
+from latchkey.edge.facts import request_facts
 from latchkey.edge.peer import find_peer_process
 from latchkey.edge.sign import resign
 from latchkey.edge.upstream import UpstreamError, UpstreamPool
@@ -288,6 +289,12 @@ class Edge:
         if isinstance(decision, Denied):
             return deny_response(server, decision), f"denied:{decision.reason.value}"
         assert isinstance(decision, Allowed)
+        if decision.policy.conditions:
+            failed = check_conditions(
+                config, decision, request_facts(request, host, self._clock.now())
+            )
+            if failed is not None:
+                return deny_response(server, failed), f"denied:{failed.reason.value}"
         headers = end_to_end(request.headers)
         if server.auth_scheme is AuthScheme.AWS_SIGV4:
             provider = config.credential_provider(decision.policy.credential_provider)
