@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import socket
@@ -82,9 +83,9 @@ def test_encrypt_only_refuses_decrypt(tmp_path: Path) -> None:
         blob = json.loads(
             aws(env, "kms", "encrypt", "--key-id", key_id, "--plaintext", f"fileb://{plain}").stdout
         )["CiphertextBlob"]
-        assert blob
-        (tmp_path / "c.b64").write_text(blob)
-        denied = aws(env, "kms", "decrypt", "--ciphertext-blob", f"fileb://{plain}", check=False)
+        (tmp_path / "c.bin").write_bytes(base64.b64decode(blob))
+        blob_arg = f"fileb://{tmp_path / 'c.bin'}"
+        denied = aws(env, "kms", "decrypt", "--ciphertext-blob", blob_arg, check=False)
     finally:
         log = proc.stop()
     assert denied.returncode != 0
