@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -177,3 +178,46 @@ def aws(env: dict[str, str], *args: str, check: bool = True) -> subprocess.Compl
     if check and result.returncode != 0:
         raise AssertionError(f"aws {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
     return result
+
+
+def free_port() -> int:
+    """A loopback port that was free a moment ago (for configs that must name the cloud's)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# The seed's ServerWorkload and CredentialProvider, pointed at a local cloud on `cloud_port`;
+# tests append their own client workloads, policies and conditions.
+KMS_VIA_LOCAL_CLOUD = """\
+apiVersion: latchkey/v1
+kind: ServerWorkload
+metadata: {{name: aws-kms}}
+spec:
+  host: kms.us-east-1.amazonaws.com
+  port: 443
+  tls: true
+  forward: {{host: 127.0.0.1, port: {cloud_port}, tls: true}}
+  authentication: {{method: http, scheme: aws-sigv4}}
+---
+apiVersion: latchkey/v1
+kind: CredentialProvider
+metadata: {{name: kms-federation}}
+spec:
+  type: aws-sts-federation
+  roleArn: arn:aws:iam::000000000000:role/latchkey-kms
+  audience: sts.amazonaws.com
+  stsEndpoint: https://127.0.0.1:{cloud_port}
+---
+"""
+
+
+def start_with_config(tmp_path: Path, documents: str) -> UpProcess:
+    """`latchkey up` on a fixed cloud port with the seed's server workload and credential
+    provider, plus ``documents`` (YAML) for clients, policies and conditions."""
+    cloud_port = free_port()
+    config = tmp_path / "config.yaml"
+    config.write_text(KMS_VIA_LOCAL_CLOUD.format(cloud_port=cloud_port) + documents)
+    return start_up_process(
+        tmp_path / "data", "--config", str(config), "--cloud", f"127.0.0.1:{cloud_port}"
+    )

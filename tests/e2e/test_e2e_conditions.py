@@ -5,72 +5,40 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-import socket
 from pathlib import Path
 
 import pytest
 
-from latchkey_testing import aws, start_up_process
+from latchkey_testing import UpProcess, aws, start_with_config
 
 pytestmark = pytest.mark.e2e
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-BASE = """\
-apiVersion: latchkey/v1
-kind: ServerWorkload
-metadata: {{name: aws-kms}}
-spec:
-  host: kms.us-east-1.amazonaws.com
-  port: 443
-  tls: true
-  forward: {{host: 127.0.0.1, port: {cloud_port}, tls: true}}
-  authentication: {{method: http, scheme: aws-sigv4}}
----
-apiVersion: latchkey/v1
-kind: CredentialProvider
-metadata: {{name: kms-federation}}
-spec:
-  type: aws-sts-federation
-  roleArn: arn:aws:iam::000000000000:role/latchkey-kms
-  audience: sts.amazonaws.com
-  stsEndpoint: https://127.0.0.1:{cloud_port}
----
+POLICY = """\
 apiVersion: latchkey/v1
 kind: ClientWorkload
-metadata: {{name: local-apps}}
+metadata: {name: local-apps}
 spec:
-  identities: [{{sourceCidr: 127.0.0.0/8}}]
+  identities: [{sourceCidr: 127.0.0.0/8}]
 ---
 apiVersion: latchkey/v1
 kind: AccessPolicy
-metadata: {{name: local-apps-to-kms}}
+metadata: {name: local-apps-to-kms}
 spec:
   clients: [local-apps]
   server: aws-kms
   credentialProvider: kms-federation
-  conditions: [{condition}]
+  conditions: [$condition]
 ---
 apiVersion: latchkey/v1
 kind: AccessCondition
-metadata: {{name: {condition}}}
+metadata: {name: $condition}
 spec:
-{spec}
 """
 
 
-def start(tmp_path: Path, condition: str, spec: str):  # type: ignore[no-untyped-def]
-    cloud_port = free_port()
-    config = tmp_path / "conditions.yaml"
-    config.write_text(BASE.format(cloud_port=cloud_port, condition=condition, spec=spec))
-    return start_up_process(
-        tmp_path / "data", "--config", str(config), "--cloud", f"127.0.0.1:{cloud_port}"
-    )
+def start(tmp_path: Path, condition: str, spec: str) -> UpProcess:
+    return start_with_config(tmp_path, POLICY.replace("$condition", condition) + spec + "\n")
 
 
 def test_encrypt_only_refuses_decrypt(tmp_path: Path) -> None:

@@ -5,64 +5,38 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from latchkey_testing import aws, start_up_process
+from latchkey_testing import aws, start_with_config
 
 pytestmark = pytest.mark.e2e
 
 CURL = shutil.which("curl")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-CONFIG = """\
-apiVersion: latchkey/v1
-kind: ServerWorkload
-metadata: {{name: aws-kms}}
-spec:
-  host: kms.us-east-1.amazonaws.com
-  port: 443
-  tls: true
-  forward: {{host: 127.0.0.1, port: {cloud_port}, tls: true}}
-  authentication: {{method: http, scheme: aws-sigv4}}
----
-apiVersion: latchkey/v1
-kind: CredentialProvider
-metadata: {{name: kms-federation}}
-spec:
-  type: aws-sts-federation
-  roleArn: arn:aws:iam::000000000000:role/latchkey-kms
-  audience: sts.amazonaws.com
-  stsEndpoint: https://127.0.0.1:{cloud_port}
----
+CLIENTS = """\
 apiVersion: latchkey/v1
 kind: ClientWorkload
-metadata: {{name: python-tools}}
+metadata: {name: python-tools}
 spec:
   identities:
     - sourceCidr: 127.0.0.0/8
-    - process: {{exe: "{python}", uid: {uid}}}
+    - process: {exe: "$python", uid: $uid}
 ---
 apiVersion: latchkey/v1
 kind: ClientWorkload
-metadata: {{name: curl-users}}
+metadata: {name: curl-users}
 spec:
   identities:
-    - process: {{exe: "*/curl"}}
+    - process: {exe: "*/curl"}
 ---
 apiVersion: latchkey/v1
 kind: AccessPolicy
-metadata: {{name: python-tools-to-kms}}
+metadata: {name: python-tools-to-kms}
 spec:
   clients: [python-tools]
   server: aws-kms
@@ -70,15 +44,15 @@ spec:
 """
 
 
+def clients(uid: int) -> str:
+    python = os.path.realpath(sys.executable)
+    return CLIENTS.replace("$python", python).replace("$uid", str(uid))
+
+
 @pytest.mark.skipif(CURL is None, reason="curl is not installed")
 def test_process_identity_tells_the_aws_cli_from_curl(tmp_path: Path) -> None:
-    cloud_port = free_port()
-    config = tmp_path / "process.yaml"
     python = os.path.realpath(sys.executable)
-    config.write_text(CONFIG.format(cloud_port=cloud_port, python=python, uid=os.getuid()))
-    proc = start_up_process(
-        tmp_path / "data", "--config", str(config), "--cloud", f"127.0.0.1:{cloud_port}"
-    )
+    proc = start_with_config(tmp_path, clients(os.getuid()))
     try:
         env = proc.env()
         listed = aws(env, "kms", "list-keys")
@@ -110,14 +84,8 @@ def test_process_identity_tells_the_aws_cli_from_curl(tmp_path: Path) -> None:
 
 
 def test_unmet_process_identity_is_refused_with_the_reason(tmp_path: Path) -> None:
-    cloud_port = free_port()
-    config = tmp_path / "process.yaml"
-    python = os.path.realpath(sys.executable)
     wrong_uid = os.getuid() + 4242
-    config.write_text(CONFIG.format(cloud_port=cloud_port, python=python, uid=wrong_uid))
-    proc = start_up_process(
-        tmp_path / "data", "--config", str(config), "--cloud", f"127.0.0.1:{cloud_port}"
-    )
+    proc = start_with_config(tmp_path, clients(wrong_uid))
     try:
         denied = aws(proc.env(), "kms", "list-keys", check=False)
     finally:
