@@ -51,7 +51,6 @@ def clients(uid: int) -> str:
 
 @pytest.mark.skipif(CURL is None, reason="curl is not installed")
 def test_process_identity_tells_the_aws_cli_from_curl(tmp_path: Path) -> None:
-    python = os.path.realpath(sys.executable)
     proc = start_with_config(tmp_path, clients(os.getuid()))
     try:
         env = proc.env()
