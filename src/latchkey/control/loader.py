@@ -124,8 +124,18 @@ class _Document:
         return self.issue(mark, loc, message)
 
 
-def _references(spec: schema.AccessPolicySpec) -> list[tuple[Loc, str, str]]:
-    """(field, kind, name) for every object an access policy refers to."""
+def _references(parsed: schema.Document) -> list[tuple[Loc, str, str]]:
+    """(field, kind, name) for every object a document refers to."""
+    if isinstance(parsed, schema.ClientWorkloadDocument):
+        return [
+            (("spec", "identities", i, "token", "trustProvider"), "TrustProvider",
+             identity.token.trust_provider)
+            for i, identity in enumerate(parsed.spec.identities)
+            if identity.token is not None
+        ]  # fmt: skip
+    if not isinstance(parsed, schema.AccessPolicyDocument):
+        return []
+    spec = parsed.spec
     refs: list[tuple[Loc, str, str]] = [
         (("spec", "clients", i), "ClientWorkload", name) for i, name in enumerate(spec.clients)
     ]
@@ -219,8 +229,8 @@ class _Loaded:
                     message = f"{key[0]}:{key[1]} is already served by ServerWorkload {other!r}"
                     self.issues.append(doc.issue(here, ("spec", "host"), message))
             # With unidentified objects around, a reference may only *seem* to be missing.
-            if isinstance(parsed, schema.AccessPolicyDocument) and not self.incomplete:
-                for loc, kind, name in _references(parsed.spec):
+            if not self.incomplete:
+                for loc, kind, name in _references(parsed):
                     if (kind, name) not in self.names:
                         message = f"no {kind} named {name!r}"
                         self.issues.append(doc.issue(doc.mark_for(loc), loc, message))
@@ -239,6 +249,7 @@ class _Loaded:
             client_workloads=tuple(o for o in objects if isinstance(o, model.ClientWorkload)),
             access_policies=tuple(o for o in objects if isinstance(o, model.AccessPolicy)),
             access_conditions=tuple(o for o in objects if isinstance(o, AccessCondition)),
+            trust_providers=tuple(o for o in objects if isinstance(o, model.TrustProvider)),
         )
 
 

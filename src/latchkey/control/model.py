@@ -11,7 +11,8 @@ import contextlib
 import enum
 import fnmatch
 import ipaddress
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from latchkey.control.conditions import AccessCondition
 
@@ -158,11 +159,61 @@ class ProcessFacts:
 
 
 @dataclass(frozen=True, slots=True)
+class TokenCheck:
+    """One trust provider's verdict on the token a caller presented."""
+
+    claims: Mapping[str, object] | None = None  # verified claims, or
+    error: str | None = None  # why the token was refused ("bad signature", "expired", ...)
+
+
+@dataclass(frozen=True, slots=True)
 class Evidence:
     """Everything known about a caller when the edge decides who it is."""
 
     source_address: str
     process: ProcessFacts | None = None
+    token_presented: bool = False
+    tokens: Mapping[str, TokenCheck] = field(default_factory=dict)  # by trust provider
+
+
+@dataclass(frozen=True, slots=True)
+class TokenIdentity:
+    """Identity by a JWT the caller presents to the proxy, verified by a trust provider.
+
+    ``claims`` are (name, pattern) pairs; a pattern is a glob (``fnmatch``, case sensitive)
+    and a list-valued claim (``aud``) matches when any element does.
+    """
+
+    trust_provider: str
+    claims: tuple[tuple[str, str], ...] = ()
+
+    def check(self, evidence: Evidence) -> str | None:
+        if not evidence.token_presented:
+            return "no token presented (Proxy-Authorization: Bearer, or the proxy URL's password)"
+        result = evidence.tokens.get(self.trust_provider)
+        if result is None or result.claims is None:
+            why = result.error if result is not None and result.error else "not checked"
+            return f"token refused by trust provider '{self.trust_provider}': {why}"
+        for name, pattern in self.claims:
+            if name not in result.claims:
+                return f"token claim {name} is missing"
+            value = result.claims[name]
+            values = value if isinstance(value, list) else [value]
+            if not any(fnmatch.fnmatchcase(str(v), pattern) for v in values):
+                return f"token claim {name} {value!r} does not match {pattern!r}"
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class TrustProvider:
+    """Who may vouch for a caller's token: an OIDC issuer and where its keys are."""
+
+    name: str
+    type: str  # "oidc"
+    issuer: str
+    jwks_url: str | None = None  # default: the issuer's discovery document
+    jwks: Mapping[str, object] | None = field(default=None, hash=False)  # inline keys
+    audiences: tuple[str, ...] = ()  # when given, the token's aud must name one
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,7 +248,7 @@ class ProcessIdentity:
         return None
 
 
-Identity = SourceCidr | ProcessIdentity
+Identity = SourceCidr | ProcessIdentity | TokenIdentity
 """One way of recognising a client workload."""
 
 
@@ -234,6 +285,10 @@ class ClientWorkload:
             isinstance(i, ProcessIdentity) and i.exe_sha256 is not None for i in self.identities
         )
 
+    @property
+    def trust_providers(self) -> frozenset[str]:
+        return frozenset(i.trust_provider for i in self.identities if isinstance(i, TokenIdentity))
+
 
 @dataclass(frozen=True, slots=True)
 class AccessPolicy:
@@ -255,6 +310,22 @@ class Config:
     client_workloads: tuple[ClientWorkload, ...]
     access_policies: tuple[AccessPolicy, ...]
     access_conditions: tuple[AccessCondition, ...] = ()
+    trust_providers: tuple[TrustProvider, ...] = ()
+
+    def trust_provider(self, name: str) -> TrustProvider:
+        """The trust provider called ``name``; ``KeyError`` if there is none."""
+        for provider in self.trust_providers:
+            if provider.name == name:
+                return provider
+        raise KeyError(name)
+
+    @property
+    def token_trust_providers(self) -> frozenset[str]:
+        """The trust providers some client workload's token identity names."""
+        names: frozenset[str] = frozenset()
+        for client in self.client_workloads:
+            names |= client.trust_providers
+        return names
 
     def access_condition(self, name: str) -> AccessCondition:
         """The access condition called ``name``; ``KeyError`` if there is none."""

@@ -24,6 +24,7 @@ KINDS = (
     "ClientWorkload",
     "AccessPolicy",
     "AccessCondition",
+    "TrustProvider",
 )
 
 _DNS_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")  # RFC 1123, lowercase
@@ -203,20 +204,33 @@ class ProcessSpec(_Model):
         )
 
 
+class TokenSpec(_Model):
+    """A JWT the caller presents, verified by a trust provider, with claim patterns."""
+
+    trust_provider: Name = Field(alias="trustProvider")
+    claims: dict[Annotated[str, Field(min_length=1)], Annotated[str, Field(min_length=1)]] = {}
+
+    def to_domain(self) -> model.TokenIdentity:
+        return model.TokenIdentity(self.trust_provider, tuple(sorted(self.claims.items())))
+
+
 class IdentitySpec(_Model):
     """Exactly one way of recognising the caller."""
 
     source_cidr: Cidr | None = Field(default=None, alias="sourceCidr")
     process: ProcessSpec | None = None
+    token: TokenSpec | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> IdentitySpec:
-        given = [v for v in (self.source_cidr, self.process) if v is not None]
+        given = [v for v in (self.source_cidr, self.process, self.token) if v is not None]
         if len(given) != 1:
-            raise ValueError("an identity has exactly one of: sourceCidr, process")
+            raise ValueError("an identity has exactly one of: sourceCidr, process, token")
         return self
 
     def to_domain(self) -> model.Identity:
+        if self.token is not None:
+            return self.token.to_domain()
         if self.process is not None:
             return self.process.to_domain()
         assert self.source_cidr is not None
@@ -366,6 +380,44 @@ class AccessPolicyDocument(_Document):
         )
 
 
+def _check_issuer(value: str) -> str:
+    return _check_sts_endpoint(value)  # the same rule: https, or http on loopback only
+
+
+class TrustProviderSpec(_Model):
+    type: Literal["oidc"]
+    issuer: Annotated[str, AfterValidator(_check_issuer)]
+    jwks_url: Annotated[str, AfterValidator(_check_issuer)] | None = Field(
+        default=None, alias="jwksUrl"
+    )
+    jwks: dict[str, list[dict[str, str | list[str]]]] | None = None
+    audiences: list[Annotated[str, Field(min_length=1)]] = []
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> TrustProviderSpec:
+        if self.jwks_url is not None and self.jwks is not None:
+            raise ValueError("give jwksUrl or jwks, not both")
+        if self.jwks is not None and not self.jwks.get("keys"):
+            raise ValueError("jwks needs a non-empty 'keys' list")
+        return self
+
+
+class TrustProviderDocument(_Document):
+    kind: Literal["TrustProvider"]
+    spec: TrustProviderSpec
+
+    def to_domain(self) -> model.TrustProvider:
+        spec = self.spec
+        return model.TrustProvider(
+            name=self.metadata.name,
+            type=spec.type,
+            issuer=spec.issuer,
+            jwks_url=spec.jwks_url,
+            jwks=spec.jwks,
+            audiences=tuple(spec.audiences),
+        )
+
+
 class AccessConditionDocument(_Document):
     kind: Literal["AccessCondition"]
     spec: AccessConditionSpec
@@ -387,6 +439,7 @@ Document = (
     | ClientWorkloadDocument
     | AccessPolicyDocument
     | AccessConditionDocument
+    | TrustProviderDocument
 )
 
 DOCUMENT_MODELS: dict[str, type[Document]] = {
@@ -395,6 +448,7 @@ DOCUMENT_MODELS: dict[str, type[Document]] = {
     "ClientWorkload": ClientWorkloadDocument,
     "AccessPolicy": AccessPolicyDocument,
     "AccessCondition": AccessConditionDocument,
+    "TrustProvider": TrustProviderDocument,
 }
 
 
@@ -404,7 +458,12 @@ class Envelope(_Model):
     model_config = ConfigDict(extra="allow")
     api_version: Literal["latchkey/v1"] = Field(alias="apiVersion")
     kind: Literal[
-        "ServerWorkload", "CredentialProvider", "ClientWorkload", "AccessPolicy", "AccessCondition"
+        "ServerWorkload",
+        "CredentialProvider",
+        "ClientWorkload",
+        "AccessPolicy",
+        "AccessCondition",
+        "TrustProvider",
     ]
 
 

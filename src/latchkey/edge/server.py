@@ -17,13 +17,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from latchkey.clock import Clock
-from latchkey.control.model import AuthScheme, Config, Evidence, ProcessFacts, ServerWorkload
+from latchkey.control.model import (
+    AuthScheme,
+    Config,
+    Evidence,
+    ProcessFacts,
+    ServerWorkload,
+    TokenCheck,
+)
 from latchkey.crypto.x509 import LeafCache
 from latchkey.edge.credentials import CredentialCache, CredentialError
 from latchkey.edge.decide import Allowed, Denied, Reason, check_conditions, decide
 from latchkey.edge.facts import request_facts
 from latchkey.edge.peer import find_peer_process
 from latchkey.edge.sign import resign
+from latchkey.edge.trust import TrustVerifier, extract_token
 from latchkey.edge.upstream import UpstreamError, UpstreamPool
 from latchkey.http.h1 import (
     ProtocolError,
@@ -88,8 +96,10 @@ class Edge:
         upstream: UpstreamPool,
         clock: Clock,
         settings: EdgeSettings | None = None,
+        trust: TrustVerifier | None = None,
     ) -> None:
         self._config = config
+        self._trust = trust or TrustVerifier(clock, upstream.ssl_context)
         self._leaves = leaves
         self._credentials = credentials
         self._upstream = upstream
@@ -181,21 +191,32 @@ class Edge:
             # (uvloop's transports are not asyncio.ReadTransport subclasses: no isinstance)
             writer.transport.pause_reading()  # type: ignore[attr-defined]
         writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
-        evidence = await self._evidence(writer, source)
+        evidence = await self._evidence(writer, source, first.headers)
         if context is not None:
             await writer.start_tls(context)
         else:
             await writer.drain()
         await self._serve_requests(reader, writer, evidence, server, host)
 
-    async def _evidence(self, writer: asyncio.StreamWriter, source: str) -> Evidence:
+    async def _evidence(
+        self, writer: asyncio.StreamWriter, source: str, connect_headers: list[tuple[str, str]]
+    ) -> Evidence:
         """What is known about the caller, gathered once per connection."""
         config = self._config()
-        if not config.needs_process:
-            return Evidence(source)
+        token = extract_token(connect_headers)
+        tokens: dict[str, TokenCheck] = {}
+        if token is not None:
+            for name in sorted(config.token_trust_providers):
+                tokens[name] = await self._trust.check(config.trust_provider(name), token)
+        facts = await self._process_facts(writer, config) if config.needs_process else None
+        return Evidence(source, facts, token_presented=token is not None, tokens=tokens)
+
+    async def _process_facts(
+        self, writer: asyncio.StreamWriter, config: Config
+    ) -> ProcessFacts | None:
         sock = writer.get_extra_info("socket")
         if sock is None:
-            return Evidence(source)
+            return None
         want_sha = config.needs_exe_sha256
 
         def look() -> ProcessFacts | None:
@@ -206,10 +227,9 @@ class Edge:
             return ProcessFacts(info.pid, info.uid, info.user, info.exe, info.cmdline, sha)
 
         try:
-            facts = await asyncio.to_thread(look)
+            return await asyncio.to_thread(look)
         except OSError:
-            facts = None
-        return Evidence(source, facts)
+            return None
 
     async def _tunnel(
         self,

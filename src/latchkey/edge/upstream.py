@@ -56,6 +56,11 @@ class UpstreamPool:
         self._idle: dict[tuple[str, int, bool, bool], list[_Conn]] = defaultdict(list)
         self.handshakes = 0
 
+    @property
+    def ssl_context(self) -> ssl.SSLContext:
+        """The verifying context (system store plus configured bundles)."""
+        return self._ssl
+
     def _context(self, verify: bool) -> ssl.SSLContext:
         if verify:
             return self._ssl
