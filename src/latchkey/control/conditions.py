@@ -35,6 +35,7 @@ class RequestFacts:
     now: dt.datetime  # aware
     action: str | None = None  # "kms:Encrypt", from X-Amz-Target or Action
     key_id: str | None = None  # the KeyId the request names, as sent
+    access_key_id: str | None = None  # the placeholder access key id the client signed with
 
 
 @dataclass(frozen=True, slots=True)

@@ -140,7 +140,15 @@ def _references(parsed: schema.Document) -> list[tuple[Loc, str, str]]:
         (("spec", "clients", i), "ClientWorkload", name) for i, name in enumerate(spec.clients)
     ]
     refs.append((("spec", "server"), "ServerWorkload", spec.server))
-    refs.append((("spec", "credentialProvider"), "CredentialProvider", spec.credential_provider))
+    if spec.credential_providers is not None:
+        refs += [
+            (("spec", "credentialProviders", i), "CredentialProvider", name)
+            for i, name in enumerate(spec.credential_providers)
+        ]
+    elif spec.credential_provider is not None:
+        refs.append(
+            (("spec", "credentialProvider"), "CredentialProvider", spec.credential_provider)
+        )
     refs += [
         (("spec", "conditions", i), "AccessCondition", name)
         for i, name in enumerate(spec.conditions)

@@ -297,8 +297,19 @@ class AccessPolicy:
     name: str
     clients: tuple[str, ...]
     server: str
-    credential_provider: str
+    credential_provider: str  # the first (default) of credential_providers
     conditions: tuple[str, ...] = ()
+    credential_providers: tuple[str, ...] = ()  # all of them, in order; empty: just the one
+
+    def select_provider(self, access_key_id: str | None) -> str:
+        """The provider named by the client's placeholder access key id (case-insensitive),
+        else the first one."""
+        names = self.credential_providers or (self.credential_provider,)
+        if access_key_id:
+            for name in names:
+                if name.lower() == access_key_id.lower():
+                    return name
+        return names[0]
 
 
 @dataclass(frozen=True, slots=True)

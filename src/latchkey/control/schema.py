@@ -244,8 +244,24 @@ class ClientWorkloadSpec(_Model):
 class AccessPolicySpec(_Model):
     clients: Annotated[list[Name], Field(min_length=1)]
     server: Name
-    credential_provider: Name = Field(alias="credentialProvider")
+    credential_provider: Name | None = Field(default=None, alias="credentialProvider")
+    credential_providers: list[Name] | None = Field(default=None, alias="credentialProviders")
     conditions: list[Name] = []
+
+    @model_validator(mode="after")
+    def _one_provider_field(self) -> AccessPolicySpec:
+        if (self.credential_provider is None) == (self.credential_providers is None):
+            raise ValueError("give credentialProvider or credentialProviders (exactly one)")
+        if self.credential_providers is not None and not self.credential_providers:
+            raise ValueError("credentialProviders needs at least one name")
+        return self
+
+    @property
+    def providers(self) -> list[str]:
+        if self.credential_providers is not None:
+            return self.credential_providers
+        assert self.credential_provider is not None
+        return [self.credential_provider]
 
 
 Day = Literal["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
@@ -375,8 +391,9 @@ class AccessPolicyDocument(_Document):
             name=self.metadata.name,
             clients=tuple(self.spec.clients),
             server=self.spec.server,
-            credential_provider=self.spec.credential_provider,
+            credential_provider=self.spec.providers[0],
             conditions=tuple(self.spec.conditions),
+            credential_providers=tuple(self.spec.credential_providers or ()),
         )
 
 

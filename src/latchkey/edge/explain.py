@@ -67,7 +67,7 @@ def explain(
     failed = check_conditions(config, decision, facts)
     if failed is not None:
         return Explanation(tuple(steps), "denied", failed.reason.value)
-    provider = config.credential_provider(decision.policy.credential_provider)
+    provider = config.credential_provider(decision.policy.select_provider(facts.access_key_id))
     steps.append(
         Step(
             "credentials",

@@ -8,7 +8,7 @@ import json
 from urllib.parse import parse_qsl
 
 from latchkey.control.conditions import RequestFacts
-from latchkey.edge.sign import scope_of
+from latchkey.edge.sign import placeholder_access_key, scope_of
 from latchkey.http.h1 import Request
 
 
@@ -34,4 +34,6 @@ def request_facts(request: Request, host: str, now: dt.datetime) -> RequestFacts
                 params.update(parse_qsl(request.body.decode(), keep_blank_values=True))
         if params.get("Action"):
             action = f"{service}:{params['Action']}"
-    return RequestFacts(now=now, action=action, key_id=key_id)
+    return RequestFacts(
+        now=now, action=action, key_id=key_id, access_key_id=placeholder_access_key(request)
+    )

@@ -30,7 +30,7 @@ from latchkey.edge.credentials import CredentialCache, CredentialError
 from latchkey.edge.decide import Allowed, Denied, Reason, check_conditions, decide
 from latchkey.edge.facts import request_facts
 from latchkey.edge.peer import find_peer_process
-from latchkey.edge.sign import resign
+from latchkey.edge.sign import placeholder_access_key, resign
 from latchkey.edge.trust import TrustVerifier, extract_token
 from latchkey.edge.upstream import UpstreamError, UpstreamPool
 from latchkey.http.h1 import (
@@ -317,7 +317,8 @@ class Edge:
                 return deny_response(server, failed), f"denied:{failed.reason.value}"
         headers = end_to_end(request.headers)
         if server.auth_scheme is AuthScheme.AWS_SIGV4:
-            provider = config.credential_provider(decision.policy.credential_provider)
+            chosen = decision.policy.select_provider(placeholder_access_key(request))
+            provider = config.credential_provider(chosen)
             try:
                 creds = await self._credentials.get(provider, decision.client)
             except CredentialError as exc:

@@ -31,6 +31,14 @@ def scope_of(request: Request, host: str) -> tuple[str, str]:
     return "us-east-1", name.split(".", 1)[0]
 
 
+def placeholder_access_key(request: Request) -> str | None:
+    """The access key id of the client's placeholder signature (it selects a provider)."""
+    auth = request.header("Authorization") or ""
+    if "Credential=" not in auth:
+        return None
+    return auth.split("Credential=", 1)[1].split("/", 1)[0].strip() or None
+
+
 def resign(
     request: Request, creds: sigv4.Credentials, *, host: str, now: dt.datetime
 ) -> list[tuple[str, str]]:

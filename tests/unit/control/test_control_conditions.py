@@ -113,3 +113,61 @@ def test_bad_access_conditions(spec: str, field: str) -> None:
         load_config_text(text, "c.yaml")
     assert "c.yaml:4:" in str(caught.value)
     assert f" {field}: " in str(caught.value)
+
+
+PROVIDERS = """\
+apiVersion: latchkey/v1
+kind: ServerWorkload
+metadata: {name: s}
+spec: {host: kms.us-east-1.amazonaws.com, port: 443, tls: true,
+       authentication: {method: http, scheme: aws-sigv4}}
+---
+apiVersion: latchkey/v1
+kind: CredentialProvider
+metadata: {name: prod}
+spec: {type: aws-sts-federation, roleArn: "arn:aws:iam::000000000000:role/p", audience: sts}
+---
+apiVersion: latchkey/v1
+kind: CredentialProvider
+metadata: {name: audit-readonly}
+spec: {type: aws-sts-federation, roleArn: "arn:aws:iam::000000000000:role/a", audience: sts}
+---
+apiVersion: latchkey/v1
+kind: ClientWorkload
+metadata: {name: c}
+spec: {identities: [{sourceCidr: 127.0.0.0/8}]}
+---
+apiVersion: latchkey/v1
+kind: AccessPolicy
+metadata: {name: p}
+spec: {clients: [c], server: s, credentialProviders: [prod, audit-readonly]}
+"""
+
+
+@pytest.mark.parametrize(
+    ("access_key_id", "chosen"),
+    [(None, "prod"), ("AKIAPLACEHOLDER", "prod"), ("AUDIT-READONLY", "audit-readonly"),
+     ("prod", "prod")],
+)  # fmt: skip
+def test_several_credential_providers_are_selected_by_access_key_id(
+    access_key_id: str | None, chosen: str
+) -> None:
+    (policy,) = load_config_text(PROVIDERS).access_policies
+    assert policy.select_provider(access_key_id) == chosen
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("{clients: [c], server: s}", "give credentialProvider or credentialProviders"),
+        ("{clients: [c], server: s, credentialProvider: prod, credentialProviders: [prod]}",
+         "give credentialProvider or credentialProviders"),
+        ("{clients: [c], server: s, credentialProviders: [prod, nope]}",
+         "spec.credentialProviders[1]: no CredentialProvider named 'nope'"),
+    ],
+)  # fmt: skip
+def test_bad_provider_lists(spec: str, message: str) -> None:
+    text = PROVIDERS.rsplit("spec:", 1)[0] + f"spec: {spec}\n"
+    with pytest.raises(ConfigError) as caught:
+        load_config_text(text)
+    assert message in str(caught.value)
