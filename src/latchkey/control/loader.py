@@ -245,11 +245,23 @@ class _Loaded:
 
     def build(self) -> model.Config:
         """The final Config, or :class:`ConfigError` with every issue."""
+        return self.build_with_objects()[0]
+
+    def build_with_objects(self) -> tuple[model.Config, list[StoredObject]]:
+        """The Config and each object's canonical form (what the control store keeps)."""
         self.check_references()
         if self.issues:
             raise ConfigError(self.issues)
+        stored = [
+            StoredObject(
+                parsed.kind,
+                parsed.metadata.name,
+                parsed.spec.model_dump(mode="json", by_alias=True, exclude_defaults=True),
+            )
+            for parsed, _ in self.documents
+        ]
         objects = [parsed.to_domain() for parsed, _ in self.documents]
-        return model.Config(
+        config = model.Config(
             server_workloads=tuple(o for o in objects if isinstance(o, model.ServerWorkload)),
             credential_providers=tuple(
                 o for o in objects if isinstance(o, model.CredentialProvider)
@@ -259,6 +271,25 @@ class _Loaded:
             access_conditions=tuple(o for o in objects if isinstance(o, AccessCondition)),
             trust_providers=tuple(o for o in objects if isinstance(o, model.TrustProvider)),
         )
+        return config, stored
+
+
+@dataclass(frozen=True, slots=True)
+class StoredObject:
+    """One configuration object in canonical form: its spec as JSON-able data, defaults left
+    out, so equal configurations compare equal however they were written."""
+
+    kind: str
+    name: str
+    spec: dict[str, object]
+
+    def document(self) -> dict[str, object]:
+        return {
+            "apiVersion": schema.API_VERSION,
+            "kind": self.kind,
+            "metadata": {"name": self.name},
+            "spec": self.spec,
+        }
 
 
 def load_config_text(text: str, filename: str = "<config>") -> model.Config:
@@ -281,6 +312,13 @@ def load_config_paths(paths: Sequence[str | os.PathLike[str]]) -> model.Config:
     Files of a directory are taken in sorted order, non-recursively, skipping hidden
     files. Names must be unique across everything loaded.
     """
+    return load_objects_paths(paths)[0]
+
+
+def load_objects_paths(
+    paths: Sequence[str | os.PathLike[str]],
+) -> tuple[model.Config, list[StoredObject]]:
+    """Like :func:`load_config_paths`, with every object's canonical form."""
     loaded = _Loaded()
     for path in map(Path, paths):
         files = [path]
@@ -292,4 +330,12 @@ def load_config_paths(paths: Sequence[str | os.PathLike[str]]) -> model.Config:
             )
         for file in files:
             loaded.add_file(file)
-    return loaded.build()
+    return loaded.build_with_objects()
+
+
+def load_objects_text(
+    text: str, filename: str = "<config>"
+) -> tuple[model.Config, list[StoredObject]]:
+    loaded = _Loaded()
+    loaded.add_stream(text, filename)
+    return loaded.build_with_objects()
