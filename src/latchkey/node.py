@@ -6,6 +6,7 @@ needed by the configuration) -> configuration -> federation bootstrap -> edge ->
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import errno
 import json
@@ -13,17 +14,15 @@ import logging
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from latchkey.clock import Clock, SystemClock
 from latchkey.cloud.app import CloudApp, CloudSettings
 from latchkey.cloud.audit import AuditLog
-from latchkey.cloud.bootstrap import ensure_admin_key, ensure_federation
+from latchkey.cloud.bootstrap import LOCAL_NAMES, bootstrap_federation, ensure_admin_key
 from latchkey.cloud.sts.discovery import JwksFetcher
 from latchkey.control.defaults import render_default_config
 from latchkey.control.loader import load_config_paths, load_config_text
 from latchkey.control.model import Config
-from latchkey.crypto.jwk import SigningKey
 from latchkey.crypto.rootkey import RootKey
 from latchkey.crypto.x509 import (
     CertificateAuthority,
@@ -35,17 +34,17 @@ from latchkey.crypto.x509 import (
 from latchkey.edge.credentials import CredentialCache
 from latchkey.edge.server import Edge
 from latchkey.edge.upstream import UpstreamPool
-from latchkey.http.h1 import Request, Response
-from latchkey.http.server import HttpServer, Peer
-from latchkey.idp.app import IdpApp
-from latchkey.idp.issuer import Issuer
+from latchkey.http.server import HttpServer
+from latchkey.idp.app import DeferredIdpApp, IdpApp
+from latchkey.idp.issuer import Issuer, check_issuer_url
+from latchkey.idp.keyring import Keyring, KeyringError
 from latchkey.store.sqlite import SqliteStore
 
 log = logging.getLogger("latchkey")
 
 ACCOUNT = "000000000000"
 RUN_FILE = "run.json"
-LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")
+WILDCARD_HOSTS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
 
 
 class StartupError(Exception):
@@ -57,6 +56,12 @@ class Listen:
     edge: tuple[str, int] = ("127.0.0.1", 8000)
     cloud: tuple[str, int] = ("127.0.0.1", 4566)
     idp: tuple[str, int] = ("127.0.0.1", 8443)
+
+
+@dataclass(frozen=True, slots=True)
+class IdpOptions:
+    issuer: str | None = None  # the external issuer URL; default https://<idp listen address>
+    algorithm: str | None = None  # ES256 | RS256; default: the keyring's (ES256 when new)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,10 +79,6 @@ class DataPaths:
     @property
     def ca_key(self) -> Path:
         return self.root / "ca-key.pem"
-
-    @property
-    def idp_key(self) -> Path:
-        return self.root / "idp-signing-key.pem"
 
     @property
     def store(self) -> Path:
@@ -104,10 +105,12 @@ class RunInfo:
     data_dir: str
     edge: str  # http://host:port (the proxy)
     cloud: str  # https://host:port
-    idp: str  # https://host:port (issuer URL)
+    idp: str  # the issuer URL (what tokens carry as iss)
     ca_bundle: str
     config: str
     started: str = ""
+    idp_listen: str = ""  # https://host:port the idp listens on (status probes it)
+    providers: list[str] = field(default_factory=list)  # aws-sts-federation providers
     extra: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> str:
@@ -138,11 +141,13 @@ class Node:
         config_paths: list[Path] | None = None,
         listen: Listen | None = None,
         clock: Clock | None = None,
+        idp: IdpOptions | None = None,
     ) -> None:
         self.paths = prepare_data_dir(data_dir)
         self.config_paths = config_paths or []
         self.listen = listen or Listen()
         self.clock = clock or SystemClock()
+        self.idp_options = idp or IdpOptions()
         self._servers: list[HttpServer] = []
         self._edge: Edge | None = None
         self._store: SqliteStore | None = None
@@ -151,15 +156,24 @@ class Node:
         self.info: RunInfo | None = None
         self.credentials: CredentialCache | None = None
         self.issuer: Issuer | None = None
+        self.keyring: Keyring | None = None
         self.store: SqliteStore | None = None
         self.root_key: RootKey | None = None
 
-    def _load_secrets(self) -> tuple[RootKey, CertificateAuthority, SigningKey]:
+    async def _load_secrets(self) -> tuple[RootKey, CertificateAuthority, Keyring]:
         now = self.clock.now()
         root_key = RootKey.load_or_create(self.paths.root_key)
         ca = load_or_create_ca(self.paths.ca_cert, self.paths.ca_key, now=now)
-        idp_key = SigningKey.load_or_create(self.paths.idp_key)
-        return root_key, ca, idp_key
+        try:
+            if self.idp_options.issuer is not None:
+                check_issuer_url(self.idp_options.issuer)
+            # RSA key generation takes a while: not on the event loop.
+            keyring = await asyncio.to_thread(
+                Keyring.open, self.paths.root, self.clock, self.idp_options.algorithm
+            )
+        except (ValueError, KeyringError) as exc:
+            raise StartupError(f"idp: {exc}") from None
+        return root_key, ca, keyring
 
     async def _bind(self, server: HttpServer, where: tuple[str, int], part: str) -> tuple[str, int]:
         try:
@@ -186,16 +200,11 @@ class Node:
             self.paths.default_config
         )
 
-    def _is_local_cloud(self, url: str | None, cloud: tuple[str, int]) -> bool:
-        if url is None:
-            return False
-        parts = urlsplit(url)
-        return parts.hostname in LOCAL_NAMES and parts.port == cloud[1]
-
     async def start(self) -> RunInfo:
         if self.config_paths:  # a bad file stops us before anything is touched
             self.config = load_config_paths(self.config_paths)
-        root_key, ca, idp_key = self._load_secrets()
+        root_key, ca, keyring = await self._load_secrets()
+        self.keyring = keyring
         now = self.clock.now()
         leaf_cert, leaf_key = ca.mint_leaf(
             list(LOCAL_NAMES), now=now, lifetime=dt.timedelta(days=30)
@@ -221,12 +230,12 @@ class Node:
         cloud = await self._bind(
             HttpServer(cloud_app, ssl_context=local_tls), self.listen.cloud, "cloud"
         )
-        idp_bind = self.listen.idp
-        issuer_host = idp_bind[0]
-        # The issuer URL is fixed by the port; bind first, then build the issuer for it.
-        idp_app = _DeferredApp()
-        idp = await self._bind(HttpServer(idp_app, ssl_context=local_tls), idp_bind, "idp")
-        issuer = Issuer(_url("https", issuer_host, idp[1]), idp_key, self.clock)
+        # The default issuer URL is fixed by the port; bind first, then build the issuer.
+        idp_app = DeferredIdpApp()
+        idp = await self._bind(HttpServer(idp_app, ssl_context=local_tls), self.listen.idp, "idp")
+        idp_host = WILDCARD_HOSTS.get(self.listen.idp[0], self.listen.idp[0])
+        idp_listen = _url("https", idp_host, idp[1])
+        issuer = Issuer(self.idp_options.issuer or idp_listen, keyring, self.clock)
         idp_app.target = IdpApp(issuer)
         self.issuer = issuer
         self.store = self._store
@@ -234,21 +243,12 @@ class Node:
 
         config, config_source = self._load_config(cloud)
         self.config = config
-        for provider in config.credential_providers:
-            if provider.type == "aws-sts-federation" and self._is_local_cloud(
-                provider.sts_endpoint, cloud
-            ):
-                made = ensure_federation(
-                    self._store,
-                    account=ACCOUNT,
-                    issuer_url=issuer.url,
-                    audience=provider.audience,
-                    role_arn=provider.role_arn,
-                )
-                for arn in made:
-                    log.info("local cloud: set up %s", arn)
+        for made in bootstrap_federation(
+            self._store, config, account=ACCOUNT, cloud=cloud, issuer_url=issuer.url
+        ):
+            log.info("local cloud: set up %s", made)
 
-        self.credentials = CredentialCache(issuer.mint, self.clock, verify_ctx)
+        self.credentials = CredentialCache(issuer.workload_token, self.clock, verify_ctx)
         self._edge = Edge(
             config=lambda: config,
             leaves=LeafCache(ca, now=self.clock.now),
@@ -270,12 +270,17 @@ class Node:
             ca_bundle=str(self.paths.ca_cert.resolve()),
             config=config_source,
             started=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            idp_listen=idp_listen,
+            providers=[
+                p.name for p in config.credential_providers if p.type == "aws-sts-federation"
+            ],
         )
         self.paths.run.write_text(self.info.to_json())
         self.paths.run.chmod(0o644)
         log.info("edge  %s (HTTPS_PROXY)", self.info.edge)
         log.info("cloud %s (KMS, IAM, STS)", self.info.cloud)
-        log.info("idp   %s (OIDC issuer)", self.info.idp)
+        key = keyring.signing_key()
+        log.info("idp   %s (OIDC issuer, %s key %s)", self.info.idp, key.algorithm, key.kid)
         return self.info
 
     async def stop(self) -> None:
@@ -289,15 +294,3 @@ class Node:
             self._audit.close()
         if self._store is not None:
             self._store.close()
-
-
-class _DeferredApp:
-    """An app whose handler is set after the listener is bound (the idp needs its own URL)."""
-
-    def __init__(self) -> None:
-        self.target: IdpApp | None = None
-
-    async def __call__(self, request: Request, peer: Peer) -> Response:
-        if self.target is None:
-            return Response(503, [("Content-Type", "text/plain")], b"starting\n")
-        return await self.target(request, peer)

@@ -234,7 +234,8 @@ def test_idp_token_command_federates_with_sts(up: UpProcess) -> None:
         WebIdentityToken=token,
     )
     assert result["Credentials"]["AccessKeyId"].startswith("ASIA")
-    assert result["SubjectFromWebIdentityToken"] == "local-apps"
+    # sub = latchkey:<credential provider>:<client workload> (docs/federation.md)
+    assert result["SubjectFromWebIdentityToken"] == "latchkey:kms-federation:local-apps"
     session = boto3.client(
         "sts", endpoint_url=up.info.cloud, region_name="us-east-1", verify=up.info.ca_bundle,
         aws_access_key_id=result["Credentials"]["AccessKeyId"],

@@ -50,7 +50,7 @@ def test_logs_and_audit_hold_no_secrets(tmp_path: Path) -> None:
         # A federation done by hand too, so its secret and token are known to the test.
         issuer = Issuer(proc.info.idp, SigningKey.load_or_create(data_dir / "idp-signing-key.pem"),
                         SystemClock())  # fmt: skip
-        token = issuer.mint("local-apps", "sts.amazonaws.com")
+        token = issuer.mint("latchkey:kms-federation:local-apps", "sts.amazonaws.com")
         sts = boto3.client(
             "sts", endpoint_url=proc.info.cloud, region_name="us-east-1",
             verify=proc.info.ca_bundle, aws_access_key_id="x", aws_secret_access_key="y",

@@ -101,7 +101,7 @@ def audit_events(node: NodeHandle) -> list[dict[str, Any]]:
 def assume(cloud: Cloud) -> tuple[str, dict[str, Any]]:
     issuer = cloud.node.node.issuer
     assert issuer is not None
-    token = issuer.mint("local-apps", "sts.amazonaws.com")
+    token = issuer.mint("latchkey:kms-federation:local-apps", "sts.amazonaws.com")
     resp = cloud.client("sts").assume_role_with_web_identity(
         RoleArn=ROLE_ARN, RoleSessionName="storage", WebIdentityToken=token
     )

@@ -4,62 +4,31 @@ stop working, and that only their own session token goes with them (real boto3, 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator
-from typing import Any, NamedTuple
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
+from test_cloud_sts import (
+    ACCOUNT,
+    AUDIENCE,
+    ROLE_ARN,
+    ROLE_NAME,
+    SUBJECT,
+    Cloud,
+    creds_of,
+    open_cloud,
+    refused,
+)
 
 from latchkey_testing import NodeHandle, SettableClock
 
-ACCOUNT = "000000000000"
-ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/latchkey-kms"
-ASSUMED = f"arn:aws:sts::{ACCOUNT}:assumed-role/latchkey-kms/app-session"
-
-
-class Cloud:
-    """The node plus every boto3 client a test made, closed before the node stops."""
-
-    def __init__(self, node: NodeHandle) -> None:
-        self.node = node
-        self._clients: list[Any] = []
-
-    def client(self, service: str, **creds: str) -> Any:
-        made = self.node.client(service, **creds)
-        self._clients.append(made)
-        return made
-
-    def close(self) -> None:
-        for made in self._clients:
-            made.close()
+ASSUMED = f"arn:aws:sts::{ACCOUNT}:assumed-role/{ROLE_NAME}/app-session"
 
 
 @pytest.fixture
 def cloud(node: NodeHandle) -> Iterator[Cloud]:
-    made = Cloud(node)
-    yield made
-    made.close()
-
-
-class Refusal(NamedTuple):
-    code: str
-    status: int
-    message: str
-
-
-def refused(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Refusal:
-    """Make a call that must fail with an AWS error; return its code, status and message.
-
-    The ClientError is not kept: its traceback holds the HTTP connection, which would then
-    outlive the node (the node does not close live connections when it stops).
-    """
-    try:
-        call(*args, **kwargs)
-    except ClientError as err:
-        resp = err.response
-        status = resp["ResponseMetadata"]["HTTPStatusCode"]
-        return Refusal(resp["Error"]["Code"], status, resp["Error"].get("Message", ""))
-    raise AssertionError(f"{getattr(call, '__name__', call)} succeeded")
+    with open_cloud(node) as made:
+        yield made
 
 
 def assume(cloud: Cloud, **extra: Any) -> Any:
@@ -68,20 +37,9 @@ def assume(cloud: Cloud, **extra: Any) -> Any:
     return cloud.client("sts").assume_role_with_web_identity(
         RoleArn=ROLE_ARN,
         RoleSessionName="app-session",
-        WebIdentityToken=issuer.mint("local-apps", "sts.amazonaws.com"),
+        WebIdentityToken=issuer.mint(SUBJECT, AUDIENCE),
         **extra,
     )
-
-
-def creds_of(resp: Any, **override: str) -> dict[str, str]:
-    c = resp["Credentials"]
-    out = {
-        "aws_access_key_id": c["AccessKeyId"],
-        "aws_secret_access_key": c["SecretAccessKey"],
-        "aws_session_token": c["SessionToken"],
-    }
-    out.update(override)
-    return out
 
 
 def test_get_caller_identity_is_the_assumed_role(cloud: Cloud) -> None:
@@ -108,7 +66,7 @@ def test_session_uses_kms_through_the_role_policy(cloud: Cloud) -> None:
 
 
 IAM_CALLS = [
-    ("get_role", {"RoleName": "latchkey-kms"}),
+    ("get_role", {"RoleName": ROLE_NAME}),
     ("create_role", {"RoleName": "escalate", "AssumeRolePolicyDocument": "{}"}),
 ]
 
@@ -119,7 +77,7 @@ def test_session_without_iam_permissions_is_refused_iam(
 ) -> None:
     iam = cloud.client("iam", **creds_of(assume(cloud)))
     assert refused(getattr(iam, call), **params).code in ("AccessDenied", "AccessDeniedException")
-    assert cloud.client("iam").get_role(RoleName="latchkey-kms")  # nothing was changed
+    assert cloud.client("iam").get_role(RoleName=ROLE_NAME)  # nothing was changed
     assert refused(cloud.client("iam").get_role, RoleName="escalate").code == "NoSuchEntity"
 
 
@@ -163,7 +121,7 @@ def test_expired_session_on_query_services_is_403(
     client = cloud.client(service, **creds_of(assume(cloud, DurationSeconds=900)))
     settable_clock.advance(901)
     call = client.get_caller_identity if service == "sts" else client.get_role
-    kwargs = {} if service == "sts" else {"RoleName": "latchkey-kms"}
+    kwargs = {} if service == "sts" else {"RoleName": ROLE_NAME}
     assert refused(call, **kwargs)[:2] == ("ExpiredToken", 403)
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from latchkey import __version__
+from latchkey.crypto.jwk import ALGORITHMS
+from latchkey.idp.commands import add_idp_parser, run_idp
 
 DEFAULT_PLACEHOLDER_KEY = "AKIALATCHKEYPLACEHLD"
 DEFAULT_PLACEHOLDER_SECRET = "latchkey-placeholder-secret-not-a-real-key"  # noqa: S105
@@ -32,6 +34,15 @@ def _listen(value: str) -> tuple[str, int]:
     if not port.isdigit() or not 0 <= int(port) <= 65535:
         raise argparse.ArgumentTypeError(f"expected HOST:PORT or PORT, got {value!r}")
     return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def _issuer_url(value: str) -> str:
+    from latchkey.idp.issuer import check_issuer_url
+
+    try:
+        return check_issuer_url(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _add_data_dir(p: argparse.ArgumentParser) -> None:
@@ -74,6 +85,19 @@ def build_parser() -> argparse.ArgumentParser:
             metavar="HOST:PORT",
             help=f"{what} listen address (default 127.0.0.1:{default}; port 0 picks a free one)",
         )
+    up.add_argument(
+        "--idp-issuer",
+        type=_issuer_url,
+        metavar="URL",
+        help="the issuer URL tokens carry and IAM is told (default https://<--idp address>); "
+        "it must lead to this idp (see docs/federation.md)",
+    )
+    up.add_argument(
+        "--idp-algorithm",
+        choices=ALGORITHMS,
+        help="signing algorithm; a change rotates the key (default: the current key's, "
+        "ES256 for a new data directory)",
+    )
     up.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
     status = sub.add_parser("status", help="exit 0 only when every part answers")
@@ -88,13 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="print what talks to the local cloud directly, with the account's admin key",
     )
 
-    idp = sub.add_parser("idp", help="the OIDC identity provider")
-    idp_sub = idp.add_subparsers(dest="idp_command", required=True, metavar="COMMAND")
-    token = idp_sub.add_parser("token", help="mint and print one workload token (debugging)")
-    _add_data_dir(token)
-    token.add_argument("--client", required=True, help="client workload name (the sub claim)")
-    token.add_argument("--audience", required=True, help="the aud claim")
-    token.add_argument("--lifetime", type=int, default=300, help="seconds (default 300)")
+    add_idp_parser(sub, _add_data_dir)
     return parser
 
 
@@ -108,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "env":
         return cmd_env(data_dir, cloud_admin=args.cloud_admin)
     if args.command == "idp":
-        return cmd_idp_token(data_dir, args.client, args.audience, args.lifetime)
+        return run_idp(args, data_dir)
     return 2
 
 
@@ -122,7 +140,7 @@ def _err(message: str) -> int:
 
 def cmd_up(args: argparse.Namespace, data_dir: Path) -> int:
     from latchkey.control.loader import ConfigError
-    from latchkey.node import Listen, Node, StartupError
+    from latchkey.node import IdpOptions, Listen, Node, StartupError
 
     logging.basicConfig(
         level=getattr(logging, args.log_level.upper()),
@@ -132,7 +150,8 @@ def cmd_up(args: argparse.Namespace, data_dir: Path) -> int:
     listen = Listen(edge=args.edge, cloud=args.cloud, idp=args.idp)
 
     async def run() -> int:
-        node = Node(data_dir, config_paths=args.config, listen=listen)
+        idp = IdpOptions(issuer=args.idp_issuer, algorithm=args.idp_algorithm)
+        node = Node(data_dir, config_paths=args.config, listen=listen, idp=idp)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -191,7 +210,8 @@ def cmd_status(data_dir: Path, *, as_json: bool) -> int:
             print(f"latchkey is not running (no run.json in {data_dir})")
         return 1
     parts = {"edge": info.edge, "cloud": info.cloud, "idp": info.idp}
-    states = {name: _probe(url, info.ca_bundle) for name, url in parts.items()}
+    probes = parts | {"idp": info.idp_listen or info.idp}  # the listener, not a public URL
+    states = {name: _probe(url, info.ca_bundle) for name, url in probes.items()}
     ready = all(states.values())
     if as_json:
         doc = {
@@ -253,35 +273,6 @@ def cmd_env(data_dir: Path, *, cloud_admin: bool) -> int:
             "unset AWS_SESSION_TOKEN AWS_ENDPOINT_URL",
         ]
     print("\n".join(lines))
-    return 0
-
-
-# -- idp token --------------------------------------------------------------------------------
-
-
-def cmd_idp_token(data_dir: Path, client: str, audience: str, lifetime: int) -> int:
-    import datetime as dt
-
-    from latchkey.clock import SystemClock
-    from latchkey.crypto.jwk import SigningKey
-    from latchkey.idp.issuer import Issuer
-    from latchkey.node import DataPaths, RunInfo
-
-    if not 1 <= lifetime <= 3600:
-        return _err("--lifetime must be between 1 and 3600 seconds")
-    try:
-        info = RunInfo.load(data_dir)
-    except FileNotFoundError:
-        return _err(
-            f"latchkey is not running (no run.json in {data_dir}); the issuer URL is unknown"
-        )
-    paths = DataPaths(Path(info.data_dir))
-    try:
-        key = SigningKey.load_or_create(paths.idp_key)
-    except (OSError, ValueError) as exc:
-        return _err(f"cannot read the idp signing key: {exc}")
-    issuer = Issuer(info.idp, key, SystemClock())
-    print(issuer.mint(client, audience, dt.timedelta(seconds=lifetime)))
     return 0
 
 

@@ -38,6 +38,7 @@ log = logging.getLogger("latchkey.cloud")
 KMS_SKEW = dt.timedelta(minutes=5)
 STS_SKEW = dt.timedelta(minutes=15)
 DEFAULT_REGION = "us-east-1"
+AUDIT_VALUE_CHARS = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +61,37 @@ def _scope(request: Request) -> tuple[str | None, str | None]:
 
 def _safe_params(params: Mapping[str, Any], allowed: frozenset[str]) -> dict[str, Any]:
     return {k: v for k, v in params.items() if k in allowed}
+
+
+# Members never written to the audit trail, wherever they appear (compared case-insensitively):
+# a second line of defence behind the allow-lists and response shaping below.
+SECRET_MEMBERS = frozenset(
+    {
+        "secretaccesskey",
+        "sessiontoken",
+        "webidentitytoken",
+        "password",
+        "privatekey",
+        "tokencode",
+        "plaintext",
+    }
+)
+
+
+def _redacted(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _redacted(v) for k, v in value.items() if str(k).lower() not in SECRET_MEMBERS}
+    if isinstance(value, list | tuple):
+        return [_redacted(v) for v in value]
+    return value
+
+
+def _identity_type(caller: Caller) -> str:
+    if caller.kind == "session" and caller.role_arn is not None:
+        return "AssumedRole"
+    if caller.arn.endswith(":root"):
+        return "Root"
+    return "IAMUser"
 
 
 class CloudApp:
@@ -113,23 +145,25 @@ class CloudApp:
         identity: dict[str, Any] = {}
         if caller is not None:
             identity = {
-                "type": "Root" if caller.kind == "root" else "AssumedRole",
-                "principalId": caller.user_id,
+                "type": _identity_type(caller),
+                "principalId": sts_ops.caller_user_id(caller),
                 "arn": caller.arn,
                 "accountId": caller.account,
                 "accessKeyId": caller.access_key_id,
             }
             if caller.kind == "session":
                 ctx = caller.session_context
-                identity["sessionContext"] = {
-                    "sessionIssuer": {
+                session: dict[str, Any] = {"attributes": {"creationDate": ctx.get("created")}}
+                if caller.role_arn is not None:
+                    session["sessionIssuer"] = {
                         "type": "Role",
                         "arn": caller.role_arn,
                         "accountId": caller.account,
-                    },
-                    "webIdFederationData": ctx.get("web_identity", {}),
-                    "attributes": {"creationDate": ctx.get("created")},
-                }
+                    }
+                    session["webIdFederationData"] = ctx.get("web_identity", {})
+                if isinstance(ctx.get("source_identity"), str):
+                    session["sourceIdentity"] = ctx["source_identity"]
+                identity["sessionContext"] = session
         return AuditEvent(
             event_source=source,
             event_name=name,
@@ -142,6 +176,10 @@ class CloudApp:
         )
 
     def _record(self, event: AuditEvent) -> None:
+        if event.request_parameters is not None:
+            event.request_parameters = _redacted(event.request_parameters)
+        if event.response_elements is not None:
+            event.response_elements = _redacted(event.response_elements)
         self.audit.record(event)
         log.info(
             "%s %s %s %s",
@@ -284,7 +322,9 @@ class CloudApp:
             )
         event.request_parameters = _safe_params(params, iam_ops.AUDITABLE_PARAMS) or None
         event.read_only = action in iam_ops.READ_ONLY
-        return await handler(iam_ops.Call(caller, self.store, caller.account, params))
+        # IAM answers are never copied into responseElements: CreateAccessKey's holds a secret.
+        call = iam_ops.Call(caller, self.store, caller.account, params, root_key=self.root_key)
+        return await handler(call)
 
     async def _sts(
         self, action: str, caller: Caller | None, params: dict[str, str], event: AuditEvent
@@ -294,21 +334,46 @@ class CloudApp:
             raise AwsError(
                 "InvalidAction", f"Could not find operation {action} for version 2011-06-15"
             )
-        event.request_parameters = _safe_params(params, sts_ops.AUDITABLE_PARAMS) or None
+        # Unsigned callers choose these values: record them bounded, never a flood.
+        recorded = {
+            k: v[:AUDIT_VALUE_CHARS]
+            for k, v in _safe_params(params, sts_ops.AUDITABLE_PARAMS).items()
+        }
+        names = (f"PolicyArns.member.{n}.arn" for n in range(1, 11))
+        policy_arns = [params[name][:AUDIT_VALUE_CHARS] for name in names if name in params]
+        if policy_arns:
+            recorded["PolicyArns"] = policy_arns
+        event.request_parameters = recorded or None
         event.read_only = action in sts_ops.READ_ONLY
         account = caller.account if caller else self.settings.account
         call = sts_ops.Call(
             caller, self.store, self.root_key, self.clock, self.jwks, account, params
         )
         result = await handler(call)
-        if action == "AssumeRoleWithWebIdentity":
-            event.response_elements = {
-                k: v for k, v in result.items() if k not in sts_ops.SECRET_RESPONSE_MEMBERS
+        if action in sts_ops.CREDENTIAL_ACTIONS:
+            elements = {
+                k: v
+                for k, v in result.items()
+                if k not in sts_ops.SECRET_RESPONSE_MEMBERS and v is not None
             }
-            event.response_elements["credentials"] = {
+            elements["credentials"] = {
                 "accessKeyId": result["Credentials"]["AccessKeyId"],
                 "expiration": result["Credentials"]["Expiration"],
             }
+            event.response_elements = elements
+            if action == "AssumeRoleWithWebIdentity":  # CloudTrail's shape for the unsigned call
+                provider, subject = result["Provider"], result["SubjectFromWebIdentityToken"]
+                event.user_identity = {
+                    "type": "WebIdentityUser",
+                    "principalId": f"{provider}:{result['Audience']}:{subject}",
+                    "userName": subject,
+                    "identityProvider": provider,
+                }
+            role_arn = params.get("RoleArn")
+            if action != "GetSessionToken" and role_arn:
+                event.resources = [
+                    {"accountId": account, "type": "AWS::IAM::Role", "ARN": role_arn}
+                ]
         return result
 
     def _query_error(

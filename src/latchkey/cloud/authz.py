@@ -1,8 +1,9 @@
-"""Authorization as AWS evaluates it: resource policy, identity policies, explicit Deny wins."""
+"""Authorization as AWS evaluates it: resource policy, identity policies, session policies,
+explicit Deny wins."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from latchkey.aws.errors import AwsError
 from latchkey.aws.policy import (
@@ -17,23 +18,67 @@ from latchkey.aws.policy import (
 from latchkey.cloud.identity import Caller
 from latchkey.store.base import Store
 
-ConditionKeys = Mapping[str, str | Sequence[str] | bool | int]
+KeyValue = str | Sequence[str] | bool | int
+ConditionKeys = Mapping[str, KeyValue]
 
 
-def identity_policies(store: Store, caller: Caller) -> list[PolicyDocument]:
-    """The IAM policies attached to the caller (inline role policies for now)."""
-    if caller.role_arn is None:
-        return []
-    role = store.load_role(caller.role_arn.rsplit("/", 1)[-1])
-    if role is None:
-        return []
+def _parse_all(texts: Iterable[str]) -> list[PolicyDocument]:
     docs = []
-    for _name, text in role.inline_policies:
+    for text in texts:
         try:
             docs.append(parse_policy(text, require_principal=False))
         except MalformedPolicyDocument:
             continue  # validated on write; an unreadable one grants nothing
     return docs
+
+
+def _managed(store: Store, arns: Iterable[str]) -> list[str]:
+    """The default-version documents of managed policies; an unknown ARN contributes nothing."""
+    texts = []
+    for arn in arns:
+        policy = store.load_managed_policy(arn)
+        if policy is not None:
+            texts.append(policy.document)
+    return texts
+
+
+def identity_policies(store: Store, caller: Caller) -> list[PolicyDocument]:
+    """The IAM policies of the caller's identity: inline and attached managed policies of the
+    role (role sessions) or of the IAM user (the user's keys, or its GetSessionToken session).
+
+    A role or user deleted and re-created under the same name is another identity (AWS binds
+    sessions to the unique id): its policies do not apply to the old one's credentials.
+    """
+    ctx = caller.session_context
+    if caller.role_arn is not None:
+        role = store.load_role(caller.role_arn.rsplit("/", 1)[-1])
+        if role is None or role.arn != caller.role_arn:
+            return []
+        if isinstance(ctx.get("role_id"), str) and ctx["role_id"] != role.role_id:
+            return []
+        inline, attached = role.inline_policies, role.attached_policies
+    else:
+        name = caller.user_name
+        user = store.load_user(name) if name is not None else None
+        if user is None or user.arn != caller.arn:
+            return []
+        if isinstance(ctx.get("user_id"), str) and ctx["user_id"] != user.user_id:
+            return []
+        inline, attached = user.inline_policies, user.attached_policies
+    return _parse_all([*(text for _name, text in inline), *_managed(store, attached)])
+
+
+def session_policies(store: Store, caller: Caller) -> list[PolicyDocument] | None:
+    """The session policies the session was made with (inline JSON and managed policy ARNs,
+    the ARNs resolved now), or ``None`` when it was made without any."""
+    ctx = caller.session_context
+    inline = ctx.get("session_policies")
+    arns = ctx.get("session_policy_arns")
+    texts = [t for t in inline if isinstance(t, str)] if isinstance(inline, list) else []
+    names = [a for a in arns if isinstance(a, str)] if isinstance(arns, list) else []
+    if not inline and not arns:
+        return None
+    return _parse_all([*texts, *_managed(store, names)])
 
 
 KMS_DENIED = ("AccessDeniedException", 400)
@@ -50,6 +95,17 @@ def _denied(
     )
 
 
+def _condition_keys(caller: Caller, keys: ConditionKeys | None) -> dict[str, KeyValue]:
+    base: dict[str, KeyValue] = dict(keys or {})
+    base.setdefault("aws:PrincipalArn", caller.role_arn or caller.arn)
+    base.setdefault("aws:PrincipalAccount", caller.account)
+    base.setdefault("aws:userid", caller.user_id)
+    if caller.user_name is not None:
+        base.setdefault("aws:username", caller.user_name)
+    base.setdefault("kms:CallerAccount", caller.account)
+    return base
+
+
 def authorize(
     store: Store,
     caller: Caller,
@@ -60,45 +116,59 @@ def authorize(
     keys: ConditionKeys | None = None,
     denied: tuple[str, int] = KMS_DENIED,
 ) -> None:
-    """Raise ``AccessDeniedException`` unless policy allows ``caller`` to do ``action``.
+    """Raise ``denied`` (default KMS's ``AccessDeniedException``) unless policy allows it.
 
-    With a resource policy (a KMS key policy) the call needs the resource policy to allow the
-    caller directly, or to allow the caller's account (delegating to IAM) *and* an identity
-    policy to allow it. The account's root user is the account. No policy: identity only.
+    Identity side: the account root user may do everything; anyone else needs an identity
+    policy allow. A session made with session policies also needs a session policy allow.
+    With a resource policy (a KMS key policy, a role trust policy) the call needs the resource
+    policy to allow the caller directly, or to allow the caller's account (delegating to IAM)
+    *and* the identity side to allow it. Session policies limit a direct grant to the role or
+    user, not one naming the session's own ARN. An explicit Deny anywhere wins.
     """
-    base = dict(keys or {})
-    base.setdefault("aws:PrincipalArn", caller.role_arn or caller.arn)
-    base.setdefault("kms:CallerAccount", caller.account)
+    base = _condition_keys(caller, keys)
     ctx = RequestContext(action=action, resource=resource, principals=caller.principals, keys=base)
-    iam = (
-        Decision.ALLOW
-        if caller.kind == "root"
-        else evaluate_all(identity_policies(store, caller), ctx)
-    )
+    iam = Decision.ALLOW if caller.is_root else evaluate_all(identity_policies(store, caller), ctx)
+    limits = session_policies(store, caller)
+    session = None if limits is None else evaluate_all(limits, ctx)
 
     def refuse(why: str) -> AwsError:
         return _denied(caller, action, resource, why, denied)
 
     if iam is Decision.EXPLICIT_DENY:
         raise refuse("of an explicit deny in an identity-based policy")
+    if session is Decision.EXPLICIT_DENY:
+        raise refuse("of an explicit deny in a session policy")
     no_identity = f"no identity-based policy allows the {action} action"
+    no_session = f"no session policy allows the {action} action"
+
+    def identity_allows() -> None:
+        if iam is not Decision.ALLOW:
+            raise refuse(no_identity)
+        if session is not None and session is not Decision.ALLOW:
+            raise refuse(no_session)
+
     if resource_policy is None:
-        if iam is Decision.ALLOW:
-            return
-        raise refuse(no_identity)
+        identity_allows()
+        return
     direct = evaluate(resource_policy, ctx)
     if direct is Decision.EXPLICIT_DENY:
         raise refuse("of an explicit deny in a resource-based policy")
     if direct is Decision.ALLOW:
-        return
+        if session is None or session is Decision.ALLOW:
+            return
+        as_session = RequestContext(
+            action=action, resource=resource, principals=frozenset({caller.arn}), keys=ctx.keys
+        )
+        if caller.role_arn is not None and evaluate(resource_policy, as_session) is Decision.ALLOW:
+            return  # the resource policy names the session itself: not limited
+        raise refuse(no_session)
     account_ctx = RequestContext(
         action=action,
         resource=resource,
         principals=frozenset({caller.account, f"arn:aws:iam::{caller.account}:root"}),
-        keys=base,
+        keys=ctx.keys,
     )
     if evaluate(resource_policy, account_ctx) is Decision.ALLOW:
-        if iam is Decision.ALLOW:
-            return
-        raise refuse(no_identity)
+        identity_allows()
+        return
     raise refuse(f"no resource-based policy allows the {action} action")

@@ -17,15 +17,14 @@ from latchkey.store.base import AccessKeyRecord, Store
 
 ACCESS_KEY_KIND = "access-key-secret"
 
-
 @dataclass(frozen=True, slots=True)
 class Caller:
     """An authenticated principal."""
 
-    arn: str  # arn:aws:iam::ACCT:root or arn:aws:sts::ACCT:assumed-role/ROLE/SESSION
+    arn: str  # arn:aws:iam::ACCT:root | :user/[PATH/]NAME | arn:aws:sts::ACCT:assumed-role/R/S
     account: str
     access_key_id: str
-    kind: str  # "root" | "session"
+    kind: str  # "root" | "user" | "session"
     role_arn: str | None = None
     session_context: dict[str, object] = field(default_factory=dict)
 
@@ -40,10 +39,25 @@ class Caller:
         return frozenset(names)
 
     @property
+    def is_root(self) -> bool:
+        """The account root user, or a session of it (GetSessionToken): every action allowed."""
+        return self.kind == "root" or self.arn == f"arn:aws:iam::{self.account}:root"
+
+    @property
+    def user_name(self) -> str | None:
+        """The IAM user's name when the caller is an IAM user (or a session of one)."""
+        parts = self.arn.split(":", 5)
+        if len(parts) == 6 and parts[2] == "iam" and parts[5].startswith("user/"):
+            return parts[5].rsplit("/", 1)[-1]
+        return None
+
+    @property
     def user_id(self) -> str:
+        ctx = self.session_context
         if self.kind == "root":
             return self.account
-        ctx = self.session_context
+        if isinstance(ctx.get("user_id"), str):  # IAM users and sessions of one
+            return str(ctx["user_id"])
         return f"{ctx.get('role_id', '')}:{ctx.get('session_name', '')}"
 
 
@@ -125,7 +139,8 @@ class Authenticator:
                 f"Credential should be scoped to correct service: '{service}'. ",
             )
         record = self._store.load_access_key(info.access_key)
-        if record is None:
+        if record is None or record.status != "Active":
+            # An inactive key is refused exactly like an unknown one, as AWS does.
             raise fail(errors.unknown_key, "The security token included in the request is invalid.")
         now = self._clock.now()
         if record.kind == "session":
@@ -151,13 +166,24 @@ class Authenticator:
         except sigv4.SignatureMismatch:
             raise fail(errors.bad_signature, BAD_SIGNATURE_MESSAGE) from None
 
-        account = record.principal_arn.split(":")[4]
         context = json.loads(record.session_context)
+        if not isinstance(context, dict):
+            context = {}
+        if (
+            service == "iam"
+            and record.kind == "session"
+            and record.role_arn is None
+            and context.get("mfa_authenticated") is not True
+        ):
+            # GetSessionToken credentials may call IAM only with MFA context (AWS answers
+            # InvalidClientTokenId); latchkey has no MFA, so never.
+            raise fail(errors.unknown_key, "The security token included in the request is invalid.")
+        account = record.principal_arn.split(":")[4]
         return Caller(
             arn=record.principal_arn,
             account=account,
             access_key_id=record.access_key_id,
             kind=record.kind,
             role_arn=record.role_arn,
-            session_context=context if isinstance(context, dict) else {},
+            session_context=context,
         )

@@ -6,11 +6,20 @@ accepted (never ``none``, never ``HS*``), keys come only from the JWKS the calle
 passes (headers that point elsewhere -- ``jwk``, ``jku``, ``x5u``, ``x5c`` -- are
 refused, as are ``crit`` and ``b64``), and every failure is an
 :class:`InvalidToken` with a short machine-readable ``reason``.
+
+Compact serialisation is parsed strictly before anything else: exactly three
+segments of unpadded base64url in canonical form (no ``=``, no stray bits), so a
+padded or truncated segment is ``malformed`` rather than silently repaired.
+:func:`peek_claims` / :func:`peek_header` read a token *without* verifying it, only to
+decide whose keys to verify it with.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
+import re
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,7 +30,15 @@ from joserfc.jwk import JWKRegistry, Key
 
 from latchkey.crypto.jwk import SigningKey
 
-__all__ = ["ALLOWED_ALGORITHMS", "InvalidToken", "SigningKey", "check_claims", "verify_jwt"]
+__all__ = [
+    "ALLOWED_ALGORITHMS",
+    "InvalidToken",
+    "SigningKey",
+    "check_claims",
+    "peek_claims",
+    "peek_header",
+    "verify_jwt",
+]
 
 ALLOWED_ALGORITHMS = (
     "RS256",
@@ -41,6 +58,11 @@ _MIN_RSA_MODULUS_B64 = 342  # base64url length of a 2048-bit modulus
 # Parses and type-checks registered headers; unknown extra headers are tolerated
 # (real IdPs add some), while "crit" is refused outright above.
 _PARSER = jws.JWSRegistry(strict_check_header=False)
+_SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
+# A key id is looked up, never used as a path or URL; still, refuse anything that looks like
+# one (or like an injection) before it reaches a JWKS lookup or a log line.
+_KID = re.compile(r"[\x21-\x7e]{1,256}")
+_MAX_TOKEN_CHARS = 64 * 1024
 
 
 class InvalidToken(Exception):
@@ -95,6 +117,57 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"non-finite number {name}")
 
 
+def _split(token: str) -> list[str]:
+    if not isinstance(token, str) or len(token) > _MAX_TOKEN_CHARS:
+        raise InvalidToken("malformed")
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise InvalidToken("malformed")
+    return parts
+
+
+def _decode(part: str, *, empty_ok: bool = False) -> bytes:
+    """One segment: unpadded base64url in canonical form, else ``malformed``."""
+    if not part and empty_ok:
+        return b""
+    if not _SEGMENT.fullmatch(part) or len(part) % 4 == 1:
+        raise InvalidToken("malformed")
+    try:
+        raw = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+    except (binascii.Error, ValueError):
+        raise InvalidToken("malformed") from None
+    if base64.urlsafe_b64encode(raw).rstrip(b"=").decode() != part:
+        raise InvalidToken("malformed")  # stray bits in the last character
+    return raw
+
+
+def _json_object(raw: bytes) -> dict[str, object]:
+    try:
+        value = json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise InvalidToken("malformed") from exc
+    if not isinstance(value, dict):
+        raise InvalidToken("malformed")
+    return value
+
+
+def peek_claims(token: str) -> dict[str, object]:
+    """The claims of a strictly well-formed compact JWT, NOT verified.
+
+    Only for choosing whose keys to verify with (``iss``); never trust what it returns.
+    """
+    parts = _split(token)
+    _decode(parts[0])
+    return _json_object(_decode(parts[1]))
+
+
+def peek_header(token: str) -> dict[str, object]:
+    """The JOSE header of a strictly well-formed compact JWT, NOT verified."""
+    parts = _split(token)
+    _decode(parts[1])
+    return _json_object(_decode(parts[0]))
+
+
 def verify_jwt(
     token: str,
     jwks: Mapping[str, object],
@@ -109,14 +182,16 @@ def verify_jwt(
     checked here: use :func:`check_claims`.
     """
     allowed = [name for name in algorithms if name in ALLOWED_ALGORITHMS]
+    parts = _split(token)
+    _decode(parts[0])
     try:
         obj = jws.extract_compact(token.encode("ascii"), registry=_PARSER)
         header = obj.headers()
         if not isinstance(header, dict):
             raise TypeError("header is not a JSON object")
-    except (JoseError, ValueError, TypeError, AttributeError) as exc:
+    except (JoseError, ValueError, TypeError, AttributeError, RecursionError) as exc:
         raise InvalidToken("malformed") from exc
-    alg = header["alg"]
+    alg = header.get("alg")
     if not isinstance(alg, str) or alg not in allowed:
         raise InvalidToken("unsupported_alg")
     if _FORBIDDEN_HEADERS & header.keys():
@@ -125,7 +200,11 @@ def verify_jwt(
         _PARSER.check_header(header)  # types of registered headers, e.g. "kid" is a string
     except JoseError as exc:
         raise InvalidToken("malformed") from exc
+    _decode(parts[1])
+    _decode(parts[2], empty_ok=True)  # an empty signature fails verification below
     kid = header.get("kid")
+    if kid is not None and (not isinstance(kid, str) or not _KID.fullmatch(kid) or ".." in kid):
+        raise InvalidToken("malformed", "unusable kid")
     key = _select_key(jwks, alg, kid)
     try:
         registry = jws.JWSRegistry(algorithms=[alg], strict_check_header=False)
@@ -134,13 +213,7 @@ def verify_jwt(
         valid = False
     if not valid:
         raise InvalidToken("bad_signature")
-    try:
-        claims = json.loads(obj.payload, parse_constant=_reject_constant)
-    except (ValueError, TypeError) as exc:
-        raise InvalidToken("malformed") from exc
-    if not isinstance(claims, dict):
-        raise InvalidToken("malformed")
-    return dict(header), claims
+    return dict(header), _json_object(obj.payload)
 
 
 def _number(claims: Mapping[str, object], name: str) -> float:
@@ -160,17 +233,24 @@ def check_claims(
     audiences: Collection[str],
     now: datetime,
     leeway: timedelta = timedelta(seconds=60),
+    required: Collection[str] = (),
 ) -> None:
     """Check ``iss``, ``aud``, ``exp`` (all required), ``nbf`` and ``iat`` at ``now``.
 
-    Reasons: ``missing_claim``, ``bad_issuer``, ``bad_audience`` (``aud`` may be a
-    string or a list; one match is enough), ``expired``, ``not_yet_valid``
-    (``nbf``/``iat`` later than ``now + leeway``), ``malformed`` (non-numeric times).
+    Reasons: ``missing_claim`` (also for each name in ``required``, e.g. ``"sub"``, which
+    must then be a non-empty string), ``bad_issuer``, ``bad_audience`` (``aud`` may be a
+    string or a list; one match is enough), ``expired`` (``now`` at or past ``exp + leeway``),
+    ``not_yet_valid`` (``nbf``/``iat`` later than ``now + leeway``), ``malformed``
+    (non-numeric times).
     """
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be a timezone-aware datetime")
     for name in ("iss", "aud", "exp"):
         if name not in claims:
+            raise InvalidToken("missing_claim", name)
+    for name in required:
+        value = claims.get(name)
+        if not isinstance(value, str) or not value:
             raise InvalidToken("missing_claim", name)
     if claims["iss"] != issuer:
         raise InvalidToken("bad_issuer")

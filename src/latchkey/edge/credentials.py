@@ -10,8 +10,8 @@ import asyncio
 import datetime as dt
 import logging
 import ssl
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 from urllib.parse import urlencode
 from xml.etree import ElementTree as ET
 
@@ -25,8 +25,11 @@ log = logging.getLogger("latchkey.edge.credentials")
 
 STS_NS = "{https://sts.amazonaws.com/doc/2011-06-15/}"
 
-# (subject, audience) -> a signed JWT from latchkey's idp
-TokenSource = Callable[[str, str], str]
+
+class TokenSource(Protocol):
+    """latchkey's idp: a signed JWT naming the client workload and the credential provider."""
+
+    def __call__(self, *, provider: str, client: str, audience: str) -> str: ...
 
 
 class CredentialError(Exception):
@@ -120,7 +123,12 @@ class CredentialCache:
         self, provider: CredentialProvider, client: ClientWorkload
     ) -> CachedCredentials:
         self.fetches += 1
-        token = self._tokens(client.name, provider.audience)
+        try:
+            token = self._tokens(
+                provider=provider.name, client=client.name, audience=provider.audience
+            )
+        except Exception as exc:  # a broken keyring must not take the edge down
+            raise CredentialError(f"the idp cannot sign a token: {exc}") from None
         session_name = (provider.role_session_name or f"latchkey-{client.name}")[:64]
         form = {
             "Action": "AssumeRoleWithWebIdentity",

@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
+
+Tags = tuple[tuple[str, str], ...]  # (key, value), sorted by key
+
+
+def tag_key_match(arn: str, key: str) -> str:
+    """What makes two tag keys of one resource the same key. IAM users and roles: the key
+    ignoring case (case is preserved, ``team`` replaces ``Team``); other resources: exact."""
+    resource = arn.split(":", 5)[-1]
+    return key.lower() if resource.startswith(("role/", "user/")) else key
 
 
 class StoreError(Exception):
@@ -12,6 +22,14 @@ class StoreError(Exception):
 
 class Conflict(StoreError):
     """A record with that identity already exists."""
+
+
+class InUse(StoreError):
+    """The record still has dependents (policies, attachments, access keys); nothing changed."""
+
+
+class LimitReached(StoreError):
+    """The change would exceed a per-record quota (tags, attachments, access keys)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +63,7 @@ class OidcProviderRecord:
     client_ids: tuple[str, ...]
     thumbprints: tuple[str, ...]
     created: float
+    tags: Tags = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +76,45 @@ class RoleRecord:
     max_session_duration: int
     created: float
     inline_policies: tuple[tuple[str, str], ...] = ()  # (policy name, document)
+    description: str = ""
+    attached_policies: tuple[str, ...] = ()  # managed policy ARNs
+    tags: Tags = ()
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    name: str
+    arn: str
+    user_id: str  # AIDA...
+    path: str
+    created: float
+    inline_policies: tuple[tuple[str, str], ...] = ()  # (policy name, document)
+    attached_policies: tuple[str, ...] = ()  # managed policy ARNs
+    tags: Tags = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ManagedPolicyRecord:
+    arn: str
+    name: str
+    policy_id: str  # ANPA...
+    path: str
+    description: str
+    default_version_id: str  # "v1"
+    document: str  # the default version's document
+    created: float
+    updated: float
+    attachment_count: int = 0  # roles + users it is attached to (computed on load)
+    tags: Tags = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyVersionRecord:
+    policy_arn: str
+    version_id: str
+    document: str
+    created: float
+    is_default: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,12 +122,13 @@ class AccessKeyRecord:
     access_key_id: str
     wrapped_secret: bytes = field(repr=False)
     principal_arn: str  # the identity the key signs as
-    kind: str  # "root" | "session"
+    kind: str  # "root" | "user" | "session"
     created: float
     expiration: float | None = None  # epoch seconds; sessions only
     session_token_sha256: str | None = None
     role_arn: str | None = None
     session_context: str = "{}"  # JSON: how the session was made (web identity, issuer, sub)
+    status: str = "Active"  # "Active" | "Inactive" (user keys)
 
 
 class Store(Protocol):
@@ -79,18 +138,64 @@ class Store(Protocol):
     def list_kms_keys(self, account: str, region: str) -> list[KmsKeyRecord]: ...
     def load_key_material(self, key_id: str, version: int) -> KeyMaterialRecord | None: ...
 
-    # iam
+    # iam: OIDC providers (Conflict on a duplicate ARN or URL)
     def save_oidc_provider(self, provider: OidcProviderRecord) -> None: ...
     def load_oidc_provider(self, arn: str) -> OidcProviderRecord | None: ...
     def list_oidc_providers(self) -> list[OidcProviderRecord]: ...
+    def update_oidc_provider(
+        self,
+        arn: str,
+        *,
+        client_ids: tuple[str, ...] | None = None,
+        thumbprints: tuple[str, ...] | None = None,
+    ) -> bool: ...
+    def delete_oidc_provider(self, arn: str) -> bool: ...
+
+    # iam: tags of any IAM resource, by ARN. Keys of roles and users match case-insensitively.
+    def tag_resource(self, arn: str, tags: Sequence[tuple[str, str]], *, limit: int) -> None: ...
+    def untag_resource(self, arn: str, keys: Sequence[str]) -> None: ...
+    def list_tags(self, arn: str) -> Tags: ...
+
+    # iam: roles (names are unique case-insensitively; Conflict on a duplicate)
     def save_role(self, role: RoleRecord) -> None: ...
     def load_role(self, name: str) -> RoleRecord | None: ...
-    def put_role_policy(self, role_name: str, policy_name: str, document: str) -> None: ...
+    def list_roles(self, path_prefix: str = "/") -> list[RoleRecord]: ...
+    def update_role(
+        self, name: str, *, description: str | None = None, max_session_duration: int | None = None
+    ) -> bool: ...
     def update_role_trust_policy(self, role_name: str, document: str) -> None: ...
+    def delete_role(self, name: str) -> bool: ...  # InUse while it has policies
+    def put_role_policy(self, role_name: str, policy_name: str, document: str) -> None: ...
+    def delete_role_policy(self, role_name: str, policy_name: str) -> bool: ...
+    def attach_role_policy(self, role_name: str, policy_arn: str, *, limit: int) -> bool: ...
+    def detach_role_policy(self, role_name: str, policy_arn: str) -> bool: ...
+
+    # iam: customer managed policies (names unique case-insensitively)
+    def save_managed_policy(self, policy: ManagedPolicyRecord) -> None: ...
+    def load_managed_policy(self, arn: str) -> ManagedPolicyRecord | None: ...
+    def load_policy_version(self, arn: str, version_id: str) -> PolicyVersionRecord | None: ...
+    def list_managed_policies(
+        self, path_prefix: str = "/", *, only_attached: bool = False
+    ) -> list[ManagedPolicyRecord]: ...
+    def delete_managed_policy(self, arn: str) -> bool: ...  # InUse while attached
+
+    # iam: users
+    def save_user(self, user: UserRecord) -> None: ...
+    def load_user(self, name: str) -> UserRecord | None: ...
+    def list_users(self, path_prefix: str = "/") -> list[UserRecord]: ...
+    def delete_user(self, name: str) -> bool: ...  # InUse while it has policies or keys
+    def put_user_policy(self, user_name: str, policy_name: str, document: str) -> None: ...
+    def delete_user_policy(self, user_name: str, policy_name: str) -> bool: ...
+    def attach_user_policy(self, user_name: str, policy_arn: str, *, limit: int) -> bool: ...
+    def detach_user_policy(self, user_name: str, policy_arn: str) -> bool: ...
 
     # credentials
     def save_access_key(self, key: AccessKeyRecord) -> None: ...
+    def add_access_key(self, key: AccessKeyRecord, *, limit: int) -> None: ...
     def load_access_key(self, access_key_id: str) -> AccessKeyRecord | None: ...
+    def list_access_keys(self, principal_arn: str) -> list[AccessKeyRecord]: ...
+    def set_access_key_status(self, access_key_id: str, status: str) -> bool: ...
+    def delete_access_key(self, access_key_id: str) -> bool: ...
     def delete_expired_access_keys(self, now: float) -> int: ...
 
     def close(self) -> None: ...

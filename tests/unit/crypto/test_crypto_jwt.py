@@ -17,7 +17,13 @@ from joserfc.jwk import ECKey, RSAKey
 from joserfc.registry import HeaderParameter
 
 from latchkey.crypto.jwk import SigningKey
-from latchkey.crypto.jwt import ALLOWED_ALGORITHMS, InvalidToken, verify_jwt
+from latchkey.crypto.jwt import (
+    ALLOWED_ALGORITHMS,
+    InvalidToken,
+    peek_claims,
+    peek_header,
+    verify_jwt,
+)
 
 CLAIMS = {"iss": "https://idp.example", "sub": "workload-1", "aud": "sts.amazonaws.com"}
 
@@ -201,3 +207,89 @@ def test_allowed_algorithms_constant() -> None:
         "RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "PS384", "PS512",
     )  # fmt: skip
     assert not any(a.startswith("HS") or a == "none" for a in ALLOWED_ALGORITHMS)
+
+
+def _segments(token: str) -> list[str]:
+    return token.split(".")
+
+
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda h, p, s: f"{h}=.{p}.{s}",  # padding is not base64url
+        lambda h, p, s: f"{h}.{p}==.{s}",
+        lambda h, p, s: f"{h}.{p}.{s}==",
+        lambda h, p, s: f"{h}.{p}.{s.replace('-', '+').replace('_', '/')}+/",  # standard alphabet
+        lambda h, p, s: f"{h}.{p[:-1]}.{s}" if len(p) % 4 != 2 else f"{h}.{p[:-2]}.{s}",
+        lambda h, p, s: f"{h}.{p} .{s}",
+        lambda h, p, s: f".{p}.{s}",
+        lambda h, p, s: f"{h}..{s}",
+    ],
+    ids=["padded-header", "padded-payload", "padded-signature", "standard-alphabet",
+         "truncated-payload", "space", "empty-header", "empty-payload"],
+)  # fmt: skip
+def test_non_canonical_segments_are_malformed(
+    key: SigningKey, jwks: dict[str, object], mangle: object
+) -> None:
+    h, p, s = _segments(key.sign_jwt(CLAIMS))
+    token = mangle(h, p, s)  # type: ignore[operator]
+    assert _reason(token, jwks) == "malformed"
+
+
+def test_stray_bits_in_the_last_character_are_malformed(
+    key: SigningKey, jwks: dict[str, object]
+) -> None:
+    h, p, s = _segments(key.sign_jwt(CLAIMS))
+    # Find a last character whose spare low bits are set but which decodes to the same bytes.
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    for ch in alphabet:
+        variant = p[:-1] + ch
+        if variant == p:
+            continue
+        try:
+            same = base64.urlsafe_b64decode(variant + "=" * (-len(variant) % 4)) == (
+                base64.urlsafe_b64decode(p + "=" * (-len(p) % 4))
+            )
+        except ValueError:
+            continue
+        if same:
+            assert _reason(f"{h}.{variant}.{s}", jwks) == "malformed"
+            return
+    pytest.skip("payload length leaves no spare bits")
+
+
+def test_truncated_signature_is_refused(key: SigningKey, jwks: dict[str, object]) -> None:
+    token = key.sign_jwt(CLAIMS)
+    assert _reason(token[:-4], jwks) in ("bad_signature", "malformed")
+    assert _reason(token[:-1], jwks) in ("bad_signature", "malformed")
+
+
+@pytest.mark.parametrize("kid", ["../../x", "a/../b", "has space", "tab\t", "\u00e9", "k" * 257])
+def test_unusable_kids_are_malformed(kid: str) -> None:
+    attacker = SigningKey.generate()
+    token = jose_jwt.encode({"alg": "ES256", "kid": kid}, CLAIMS, _ec_jwk(attacker))
+    assert _reason(token, {"keys": [{**attacker.public_jwk(), "kid": kid}]}) == "malformed"
+
+
+def test_kids_real_issuers_use_are_fine() -> None:
+    signer = RSAKey.generate_key(2048)
+    for kid in ("abc123", "key-1", "a+b/c=", "2024_01.rsa"):
+        jwk = {**signer.as_dict(private=False), "kid": kid}
+        token = jose_jwt.encode({"alg": "RS256", "kid": kid}, CLAIMS, signer)
+        assert verify_jwt(token, {"keys": [jwk]})[1] == CLAIMS
+
+
+def test_deeply_nested_header_is_malformed(jwks: dict[str, object]) -> None:
+    header = _b64(b'{"alg": "ES256", "x": ' + b"[" * 5000 + b"]" * 5000 + b"}")
+    assert _reason(f"{header}.{_b64json(CLAIMS)}.{_b64(b'sig')}", jwks) == "malformed"
+
+
+def test_peek_reads_without_verifying(key: SigningKey) -> None:
+    forged = SigningKey.generate().sign_jwt(CLAIMS)
+    assert peek_claims(forged) == CLAIMS
+    assert peek_header(forged)["alg"] == "ES256"
+    for bad in ("a.b", f"{_b64json({'alg': 'ES256'})}.{_b64(b'[1]')}.", "x.y.z="):
+        with pytest.raises(InvalidToken):
+            peek_claims(bad)
+    with pytest.raises(InvalidToken):
+        peek_header(f"{_b64(b'not json')}.{_b64json(CLAIMS)}.")

@@ -70,3 +70,24 @@ def test_naive_now_is_refused() -> None:
 def test_invalid_token_message_is_the_reason() -> None:
     assert str(InvalidToken("expired")) == "expired"
     assert InvalidToken("missing_claim", "exp").reason == "missing_claim"
+
+
+@pytest.mark.parametrize("sub", [None, "", 7, ["a"]])
+def test_required_claims_must_be_non_empty_strings(sub: object) -> None:
+    claims = {**VALID, "sub": sub} if sub is not None else dict(VALID)
+    assert _claims_reason(claims, required=("sub",)) == "missing_claim"
+    check_claims({**VALID, "sub": "workload"}, issuer=ISS, audiences={"sts"}, now=NOW,
+                 required=("sub",))  # fmt: skip
+
+
+def test_five_minutes_of_leeway_as_sts_uses_it() -> None:
+    grace = timedelta(minutes=5)
+    check_claims({**VALID, "exp": NOW.timestamp() - 240}, issuer=ISS, audiences={"sts"}, now=NOW,
+                 leeway=grace)  # fmt: skip
+    assert _claims_reason({**VALID, "exp": NOW.timestamp() - 360}, leeway=grace) == "expired"
+    assert _claims_reason({**VALID, "exp": NOW.timestamp() - 300}, leeway=grace) == "expired"
+    check_claims({**VALID, "nbf": NOW.timestamp() + 240, "iat": NOW.timestamp() + 240},
+                 issuer=ISS, audiences={"sts"}, now=NOW, leeway=grace)  # fmt: skip
+    for name in ("nbf", "iat"):
+        claims = {**VALID, name: NOW.timestamp() + 360}
+        assert _claims_reason(claims, leeway=grace) == "not_yet_valid"

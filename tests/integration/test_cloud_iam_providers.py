@@ -1,0 +1,252 @@
+"""IAM OpenID Connect providers as AWS clients see them (real boto3, real TLS)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
+
+import boto3
+import pytest
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import ClientError
+
+from latchkey_testing import NodeHandle
+
+ACCOUNT = "000000000000"
+PRINT = "9e99a48a9960b14926bb7f3b02e22da2b0ab7280"
+
+
+class Cloud:
+    """The node plus every boto3 client a test made, closed before the node stops."""
+
+    def __init__(self, node: NodeHandle) -> None:
+        self.node = node
+        self._clients: list[Any] = []
+
+    def client(self, service: str, **creds: str) -> Any:
+        made = self.node.client(service, **creds)
+        self._clients.append(made)
+        return made
+
+    def unvalidated(self, service: str) -> Any:
+        """An admin client that sends what botocore would refuse, to see the server refuse it."""
+        admin = self.node.admin()
+        made = boto3.client(
+            service,
+            endpoint_url=self.node.info.cloud,
+            region_name="us-east-1",
+            verify=self.node.info.ca_bundle,
+            aws_access_key_id=admin["AccessKeyId"],
+            aws_secret_access_key=admin["SecretAccessKey"],
+            config=BotoConfig(retries={"max_attempts": 1}, proxies={}, parameter_validation=False),
+        )
+        self._clients.append(made)
+        return made
+
+    def close(self) -> None:
+        for made in self._clients:
+            made.close()
+
+
+@pytest.fixture
+def cloud(node: NodeHandle) -> Iterator[Cloud]:
+    made = Cloud(node)
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def iam(cloud: Cloud) -> Any:
+    return cloud.client("iam")
+
+
+class Refusal(NamedTuple):
+    code: str
+    status: int
+    message: str
+
+
+def refused(call: Callable[..., Any], **kwargs: Any) -> Refusal:
+    """Call what must fail; keep only code/status/message (a kept ClientError holds the
+    connection open past the node's shutdown)."""
+    try:
+        call(**kwargs)
+    except ClientError as err:
+        resp = err.response
+        status = resp["ResponseMetadata"]["HTTPStatusCode"]
+        return Refusal(resp["Error"]["Code"], status, resp["Error"].get("Message", ""))
+    raise AssertionError(f"{getattr(call, '__name__', call)} succeeded")
+
+
+def arn_of(key: str) -> str:
+    return f"arn:aws:iam::{ACCOUNT}:oidc-provider/{key}"
+
+
+def test_provider_lifecycle(iam: Any) -> None:
+    created = iam.create_open_id_connect_provider(
+        Url="https://Login.Example.COM/Tenant/AbC/",
+        ClientIDList=["app-1", "app-2"],
+        ThumbprintList=[PRINT],
+        Tags=[{"Key": "team", "Value": "platform"}],
+    )
+    arn = created["OpenIDConnectProviderArn"]
+    assert arn == arn_of("login.example.com/Tenant/AbC")  # host lowercased, path exact
+    assert created["Tags"] == [{"Key": "team", "Value": "platform"}]
+    got = iam.get_open_id_connect_provider(OpenIDConnectProviderArn=arn)
+    assert got["Url"] == "login.example.com/Tenant/AbC"
+    assert got["ClientIDList"] == ["app-1", "app-2"]
+    assert got["ThumbprintList"] == [PRINT]
+    assert got["Tags"] == [{"Key": "team", "Value": "platform"}]
+    assert got["CreateDate"].tzinfo is not None
+    listed = [p["Arn"] for p in iam.list_open_id_connect_providers()["OpenIDConnectProviderList"]]
+    assert arn in listed
+    assert len(listed) == 2  # and the idp's, made at start-up
+    iam.delete_open_id_connect_provider(OpenIDConnectProviderArn=arn)
+    err = refused(iam.get_open_id_connect_provider, OpenIDConnectProviderArn=arn)
+    assert err[:2] == ("NoSuchEntity", 404)
+    iam.delete_open_id_connect_provider(OpenIDConnectProviderArn=arn)  # idempotent, as AWS
+
+
+def test_provider_urls_compare_case_sensitively_in_the_path(iam: Any) -> None:
+    first = iam.create_open_id_connect_provider(Url="https://example.com/Tenant")
+    second = iam.create_open_id_connect_provider(Url="https://example.com/tenant")
+    assert first["OpenIDConnectProviderArn"] != second["OpenIDConnectProviderArn"]
+    err = refused(iam.create_open_id_connect_provider, Url="https://EXAMPLE.com/Tenant/")
+    assert err[:2] == ("EntityAlreadyExists", 409)
+    assert "https://example.com/Tenant" in err.message
+
+
+def test_provider_without_client_ids_or_thumbprints(iam: Any) -> None:
+    arn = iam.create_open_id_connect_provider(Url="https://bare.example")[
+        "OpenIDConnectProviderArn"
+    ]
+    got = iam.get_open_id_connect_provider(OpenIDConnectProviderArn=arn)
+    assert (got["ClientIDList"], got["ThumbprintList"]) == ([], [])
+
+
+@pytest.mark.parametrize(
+    ("params", "code"),
+    [
+        ({"Url": "http://example.com"}, "ValidationError"),
+        ({"Url": "https://"}, "ValidationError"),
+        ({"Url": "https://example.com/?q=1"}, "ValidationError"),
+        ({"Url": "https://example.com", "ThumbprintList": ["0" * 39]}, "ValidationError"),
+        ({"Url": "https://example.com", "ThumbprintList": ["g" * 40]}, "ValidationError"),
+        (
+            {"Url": "https://example.com", "ThumbprintList": [f"{i:040x}" for i in range(6)]},
+            "LimitExceeded",
+        ),
+        (
+            {"Url": "https://example.com", "ClientIDList": [f"c{i}" for i in range(101)]},
+            "LimitExceeded",
+        ),
+        ({"Url": "https://example.com", "ClientIDList": ["x" * 256]}, "ValidationError"),
+        (
+            {
+                "Url": "https://example.com",
+                "Tags": [{"Key": "a", "Value": "1"}, {"Key": "a", "Value": "2"}],
+            },
+            "InvalidInput",
+        ),
+    ],
+)
+def test_create_provider_validation(
+    cloud: Cloud, iam: Any, params: dict[str, Any], code: str
+) -> None:
+    err = refused(cloud.unvalidated("iam").create_open_id_connect_provider, **params)
+    assert err.code == code
+    assert err.status == (409 if code == "LimitExceeded" else 400)
+    assert (
+        refused(
+            iam.get_open_id_connect_provider, OpenIDConnectProviderArn=arn_of("example.com")
+        ).code
+        == "NoSuchEntity"
+    )
+
+
+def test_client_ids_add_and_remove(iam: Any) -> None:
+    arn = iam.create_open_id_connect_provider(
+        Url="https://ids.example", ClientIDList=[f"c{i}" for i in range(99)]
+    )["OpenIDConnectProviderArn"]
+    iam.add_client_id_to_open_id_connect_provider(OpenIDConnectProviderArn=arn, ClientID="new")
+    iam.add_client_id_to_open_id_connect_provider(OpenIDConnectProviderArn=arn, ClientID="new")
+    err = refused(
+        iam.add_client_id_to_open_id_connect_provider,
+        OpenIDConnectProviderArn=arn,
+        ClientID="one-too-many",
+    )
+    assert err[:2] == ("LimitExceeded", 409)
+    iam.remove_client_id_from_open_id_connect_provider(OpenIDConnectProviderArn=arn, ClientID="c0")
+    iam.remove_client_id_from_open_id_connect_provider(OpenIDConnectProviderArn=arn, ClientID="c0")
+    ids = iam.get_open_id_connect_provider(OpenIDConnectProviderArn=arn)["ClientIDList"]
+    assert len(ids) == 99
+    assert "new" in ids
+    assert "c0" not in ids
+    missing = arn_of("nobody.example")
+    for call in (
+        iam.add_client_id_to_open_id_connect_provider,
+        iam.remove_client_id_from_open_id_connect_provider,
+    ):
+        assert refused(call, OpenIDConnectProviderArn=missing, ClientID="x")[:2] == (
+            "NoSuchEntity",
+            404,
+        )
+
+
+def test_update_thumbprints(cloud: Cloud, iam: Any) -> None:
+    arn = iam.create_open_id_connect_provider(Url="https://tp.example", ThumbprintList=[PRINT])[
+        "OpenIDConnectProviderArn"
+    ]
+    other = "a" * 40
+    iam.update_open_id_connect_provider_thumbprint(
+        OpenIDConnectProviderArn=arn, ThumbprintList=[other, PRINT]
+    )
+    got = iam.get_open_id_connect_provider(OpenIDConnectProviderArn=arn)
+    assert got["ThumbprintList"] == [other, PRINT]
+    err = refused(
+        cloud.unvalidated("iam").update_open_id_connect_provider_thumbprint,
+        OpenIDConnectProviderArn=arn,
+        ThumbprintList=["nothex"],
+    )
+    assert err[:2] == ("ValidationError", 400)
+    err = refused(
+        iam.update_open_id_connect_provider_thumbprint,
+        OpenIDConnectProviderArn=arn_of("nobody.example"),
+        ThumbprintList=[],
+    )
+    assert err[:2] == ("NoSuchEntity", 404)
+
+
+def test_provider_tags(iam: Any) -> None:
+    arn = iam.create_open_id_connect_provider(Url="https://tags.example")[
+        "OpenIDConnectProviderArn"
+    ]
+    iam.tag_open_id_connect_provider(
+        OpenIDConnectProviderArn=arn, Tags=[{"Key": "b", "Value": "2"}, {"Key": "a", "Value": "1"}]
+    )
+    iam.tag_open_id_connect_provider(
+        OpenIDConnectProviderArn=arn, Tags=[{"Key": "a", "Value": "changed"}]
+    )
+    tags = iam.list_open_id_connect_provider_tags(OpenIDConnectProviderArn=arn)
+    assert tags["Tags"] == [{"Key": "a", "Value": "changed"}, {"Key": "b", "Value": "2"}]
+    assert tags["IsTruncated"] is False
+    page = iam.list_open_id_connect_provider_tags(OpenIDConnectProviderArn=arn, MaxItems=1)
+    assert (page["Tags"], page["IsTruncated"]) == ([{"Key": "a", "Value": "changed"}], True)
+    rest = iam.list_open_id_connect_provider_tags(
+        OpenIDConnectProviderArn=arn, Marker=page["Marker"]
+    )
+    assert rest["Tags"] == [{"Key": "b", "Value": "2"}]
+    iam.untag_open_id_connect_provider(OpenIDConnectProviderArn=arn, TagKeys=["a", "zzz"])
+    tags = iam.list_open_id_connect_provider_tags(OpenIDConnectProviderArn=arn)["Tags"]
+    assert tags == [{"Key": "b", "Value": "2"}]
+    many = [{"Key": f"k{i}", "Value": ""} for i in range(50)]
+    err = refused(iam.tag_open_id_connect_provider, OpenIDConnectProviderArn=arn, Tags=many)
+    assert err[:2] == ("LimitExceeded", 409)
+    assert len(iam.list_open_id_connect_provider_tags(OpenIDConnectProviderArn=arn)["Tags"]) == 1
+
+
+def test_federation_still_finds_the_startup_provider(cloud: Cloud, iam: Any) -> None:
+    idp = cloud.node.info.idp
+    host_port = idp.split("://", 1)[1].rstrip("/")
+    got = iam.get_open_id_connect_provider(OpenIDConnectProviderArn=arn_of(host_port))
+    assert got["Url"] == host_port
