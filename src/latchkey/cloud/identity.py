@@ -17,6 +17,7 @@ from latchkey.store.base import AccessKeyRecord, Store
 
 ACCESS_KEY_KIND = "access-key-secret"
 
+
 @dataclass(frozen=True, slots=True)
 class Caller:
     """An authenticated principal."""
