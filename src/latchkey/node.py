@@ -20,9 +20,12 @@ from latchkey.cloud.app import CloudApp, CloudSettings
 from latchkey.cloud.audit import AuditLog
 from latchkey.cloud.bootstrap import LOCAL_NAMES, bootstrap_federation, ensure_admin_key
 from latchkey.cloud.sts.discovery import JwksFetcher
+from latchkey.control.api import ControlApi
 from latchkey.control.defaults import render_default_config
-from latchkey.control.loader import load_config_paths, load_config_text
+from latchkey.control.loader import load_config_paths
 from latchkey.control.model import Config
+from latchkey.control.runtime import EventRecorder, RoutedApp, ensure_admin_token, make_explainer
+from latchkey.control.service import ControlPlane
 from latchkey.crypto.rootkey import RootKey
 from latchkey.crypto.x509 import (
     CertificateAuthority,
@@ -33,11 +36,13 @@ from latchkey.crypto.x509 import (
 )
 from latchkey.edge.credentials import CredentialCache
 from latchkey.edge.server import Edge
+from latchkey.edge.trust import TrustVerifier
 from latchkey.edge.upstream import UpstreamPool
 from latchkey.http.server import HttpServer
 from latchkey.idp.app import DeferredIdpApp, IdpApp
 from latchkey.idp.issuer import Issuer, check_issuer_url
 from latchkey.idp.keyring import Keyring, KeyringError
+from latchkey.store.control import ControlStore
 from latchkey.store.sqlite import SqliteStore
 
 log = logging.getLogger("latchkey")
@@ -91,6 +96,10 @@ class DataPaths:
     @property
     def run(self) -> Path:
         return self.root / RUN_FILE
+
+    @property
+    def control(self) -> Path:
+        return self.root / "control.db"
 
     @property
     def default_config(self) -> Path:
@@ -153,6 +162,9 @@ class Node:
         self._store: SqliteStore | None = None
         self._audit: AuditLog | None = None
         self.config: Config | None = None
+        self.control_store: ControlStore | None = None
+        self.control: ControlPlane | None = None
+        self._events: EventRecorder | None = None
         self.info: RunInfo | None = None
         self.credentials: CredentialCache | None = None
         self.issuer: Issuer | None = None
@@ -191,18 +203,9 @@ class Node:
             why = exc.strerror or str(exc)
         return f"cannot listen on {where[0]}:{where[1]} for the {part}: {why}"
 
-    def _load_config(self, cloud: tuple[str, int]) -> tuple[Config, str]:
-        if self.config is not None:
-            return self.config, ",".join(str(p) for p in self.config_paths)
-        text = render_default_config(*cloud)
-        self.paths.default_config.write_text(text)
-        return load_config_text(text, str(self.paths.default_config)), str(
-            self.paths.default_config
-        )
-
     async def start(self) -> RunInfo:
         if self.config_paths:  # a bad file stops us before anything is touched
-            self.config = load_config_paths(self.config_paths)
+            load_config_paths(self.config_paths)
         root_key, ca, keyring = await self._load_secrets()
         self.keyring = keyring
         now = self.clock.now()
@@ -236,21 +239,45 @@ class Node:
         idp_host = WILDCARD_HOSTS.get(self.listen.idp[0], self.listen.idp[0])
         idp_listen = _url("https", idp_host, idp[1])
         issuer = Issuer(self.idp_options.issuer or idp_listen, keyring, self.clock)
-        idp_app.target = IdpApp(issuer)
+        self.control_store = ControlStore(self.paths.control)
+        control = self.control = ControlPlane(self.control_store)
+        trust = TrustVerifier(self.clock, verify_ctx)
+        api = ControlApi(
+            control,
+            self.control_store,
+            ensure_admin_token(self.paths.root),
+            make_explainer(lambda: control.config, trust, self.clock),
+        )
+        idp_app.target = RoutedApp(api, IdpApp(issuer))
         self.issuer = issuer
         self.store = self._store
         self.root_key = root_key
 
-        config, config_source = self._load_config(cloud)
+        config = control.start(
+            config_paths=self.config_paths, default_text=render_default_config(*cloud)
+        )
+        self.paths.default_config.write_text(render_default_config(*cloud))
+        config_source = control.origin
         self.config = config
-        for made in bootstrap_federation(
-            self._store, config, account=ACCOUNT, cloud=cloud, issuer_url=issuer.url
-        ):
-            log.info("local cloud: set up %s", made)
+        store = self._store
+
+        def converge(new: Config) -> None:
+            self.config = new
+            for made in bootstrap_federation(
+                store, new, account=ACCOUNT, cloud=cloud, issuer_url=issuer.url
+            ):
+                log.info("local cloud: set up %s", made)
+
+        converge(config)
+        control.on_change(converge)
+        self._events = EventRecorder(self.control_store)
+        self._events.start()
 
         self.credentials = CredentialCache(issuer.workload_token, self.clock, verify_ctx)
         self._edge = Edge(
-            config=lambda: config,
+            config=lambda: control.config,
+            trust=trust,
+            events=self._events,
             leaves=LeafCache(ca, now=self.clock.now),
             credentials=self.credentials,
             upstream=UpstreamPool(verify_ctx),
@@ -286,6 +313,8 @@ class Node:
     async def stop(self) -> None:
         if self._edge is not None:
             await self._edge.close()
+        if self._events is not None:
+            await self._events.close()
         for server in self._servers:
             await server.close()
         if self.paths.run.exists():
@@ -294,3 +323,5 @@ class Node:
             self._audit.close()
         if self._store is not None:
             self._store.close()
+        if self.control_store is not None:
+            self.control_store.close()

@@ -247,12 +247,11 @@ class _Loaded:
         """The final Config, or :class:`ConfigError` with every issue."""
         return self.build_with_objects()[0]
 
-    def build_with_objects(self) -> tuple[model.Config, list[StoredObject]]:
-        """The Config and each object's canonical form (what the control store keeps)."""
-        self.check_references()
+    def objects(self) -> list[StoredObject]:
+        """Each valid object's canonical form; :class:`ConfigError` if any issue was found."""
         if self.issues:
             raise ConfigError(self.issues)
-        stored = [
+        return [
             StoredObject(
                 parsed.kind,
                 parsed.metadata.name,
@@ -260,6 +259,11 @@ class _Loaded:
             )
             for parsed, _ in self.documents
         ]
+
+    def build_with_objects(self) -> tuple[model.Config, list[StoredObject]]:
+        """The Config and each object's canonical form (what the control store keeps)."""
+        self.check_references()
+        stored = self.objects()
         objects = [parsed.to_domain() for parsed, _ in self.documents]
         config = model.Config(
             server_workloads=tuple(o for o in objects if isinstance(o, model.ServerWorkload)),
@@ -331,6 +335,14 @@ def load_objects_paths(
         for file in files:
             loaded.add_file(file)
     return loaded.build_with_objects()
+
+
+def parse_objects_text(text: str, filename: str = "<config>") -> list[StoredObject]:
+    """One file's objects, each validated on its own: references to objects defined
+    elsewhere (already applied) are checked later, against the whole configuration."""
+    loaded = _Loaded()
+    loaded.add_stream(text, filename)
+    return loaded.objects()
 
 
 def load_objects_text(

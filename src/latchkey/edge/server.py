@@ -14,7 +14,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from latchkey.clock import Clock
 from latchkey.control.model import (
@@ -42,6 +42,7 @@ from latchkey.http.h1 import (
     encode_response,
     end_to_end,
 )
+from latchkey.store.control import AccessEvent
 
 log = logging.getLogger("latchkey.edge")
 access_log = logging.getLogger("latchkey.edge.access")
@@ -97,7 +98,9 @@ class Edge:
         clock: Clock,
         settings: EdgeSettings | None = None,
         trust: TrustVerifier | None = None,
+        events: Callable[[AccessEvent], None] | None = None,
     ) -> None:
+        self._events = events
         self._config = config
         self._trust = trust or TrustVerifier(clock, upstream.ssl_context)
         self._leaves = leaves
@@ -288,6 +291,7 @@ class Edge:
             response.keep_alive = response.keep_alive and request.keep_alive
             writer.write(encode_response(response))
             await writer.drain()
+            latency = (time.perf_counter() - started) * 1000
             access_log.info(
                 "%s %s %s %s -> %d %s %.1fms",
                 evidence.source_address,
@@ -295,37 +299,59 @@ class Edge:
                 request.method,
                 request.path,
                 response.status,
-                outcome,
-                (time.perf_counter() - started) * 1000,
+                outcome.label,
+                latency,
             )
+            if self._events is not None:
+                self._events(
+                    AccessEvent(
+                        time=self._clock.now().strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                        source=evidence.source_address,
+                        client=outcome.client,
+                        server=server.name,
+                        policy=outcome.policy,
+                        decision=outcome.decision,
+                        reason=outcome.reason,
+                        detail=outcome.detail,
+                        credential_provider=outcome.provider,
+                        method=request.method,
+                        path=request.path,
+                        status=response.status,
+                        latency_ms=round(latency, 3),
+                    )
+                )
             if not response.keep_alive:
                 return
 
     async def _handle(
         self, request: Request, evidence: Evidence, server: ServerWorkload, host: str
-    ) -> tuple[Response, str]:
-        config = self._config()
+    ) -> tuple[Response, Outcome]:
+        config = self._config()  # this request keeps this Config, whatever is applied meanwhile
         decision = decide(config, server, evidence)
         if isinstance(decision, Denied):
-            return deny_response(server, decision), f"denied:{decision.reason.value}"
+            return deny_response(server, decision), Outcome.denied(decision)
         assert isinstance(decision, Allowed)
+        client, policy = decision.client.name, decision.policy.name
         if decision.policy.conditions:
             failed = check_conditions(
                 config, decision, request_facts(request, host, self._clock.now())
             )
             if failed is not None:
-                return deny_response(server, failed), f"denied:{failed.reason.value}"
+                return deny_response(server, failed), Outcome.denied(failed, client, policy)
         headers = end_to_end(request.headers)
+        provider_name: str | None = None
         if server.auth_scheme is AuthScheme.AWS_SIGV4:
-            chosen = decision.policy.select_provider(placeholder_access_key(request))
-            provider = config.credential_provider(chosen)
+            provider_name = decision.policy.select_provider(placeholder_access_key(request))
+            provider = config.credential_provider(provider_name)
             try:
                 creds = await self._credentials.get(provider, decision.client)
             except CredentialError as exc:
                 denied = Denied(Reason.CREDENTIAL_UNAVAILABLE, str(exc))
-                return deny_response(server, denied, 503), "credential-unavailable"
+                outcome = Outcome.denied(denied, client, policy, provider_name)
+                return deny_response(server, denied, 503), outcome
             headers = resign(request, creds, host=host, now=self._clock.now())
         data = encode_request(request.method, request.target, headers, request.body)
+        allowed = Outcome(f"allowed:{policy}", "allowed", None, client, policy, provider_name)
         try:
             response = await self._upstream.request(
                 server.upstream_host(host),
@@ -335,9 +361,32 @@ class Edge:
                 verify=server.tls_verify,
             )
         except UpstreamError as exc:
-            return _plain(
-                502, f"latchkey: upstream {server.upstream_host(host)}: {exc}", True
-            ), "upstream-error"
+            text = f"latchkey: upstream {server.upstream_host(host)}: {exc}"
+            return _plain(502, text, True), replace(allowed, detail=f"upstream error: {exc}")
         response.headers = end_to_end(response.headers)
         response.keep_alive = True
-        return response, f"allowed:{decision.policy.name}"
+        return response, allowed
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What happened to one request, for the access log and the access events."""
+
+    label: str
+    decision: str  # "allowed" | "denied"
+    reason: str | None = None
+    client: str | None = None
+    policy: str | None = None
+    provider: str | None = None
+    detail: str | None = None
+
+    @classmethod
+    def denied(
+        cls,
+        denied: Denied,
+        client: str | None = None,
+        policy: str | None = None,
+        provider: str | None = None,
+    ) -> Outcome:
+        reason = denied.reason.value
+        return cls(f"denied:{reason}", "denied", reason, client, policy, provider, denied.message)

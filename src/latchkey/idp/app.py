@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 
 from latchkey.http.h1 import Request, Response
-from latchkey.http.server import Peer
+from latchkey.http.server import App, Peer
 from latchkey.idp.issuer import Issuer
 
 DISCOVERY_PATH = "/.well-known/openid-configuration"
@@ -53,7 +53,7 @@ class DeferredIdpApp:
     """An app whose handler is set after the listener is bound (the idp needs its own URL)."""
 
     def __init__(self) -> None:
-        self.target: IdpApp | None = None
+        self.target: App | None = None
 
     async def __call__(self, request: Request, peer: Peer) -> Response:
         if self.target is None:

@@ -1,0 +1,189 @@
+"""The control REST API (``/api/v1``) on the idp/control listener. Bearer admin token.
+
+Errors are JSON ``{"code": ..., "message": ...}`` (configuration errors add ``issues``, each
+with file, line, column, field and message).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qsl
+
+from latchkey.control.conditions import RequestFacts
+from latchkey.control.loader import ConfigError, parse_objects_text
+from latchkey.control.manifest import resolve_kind
+from latchkey.control.model import Evidence
+from latchkey.control.service import ControlPlane, NotFound
+from latchkey.http.h1 import Request, Response
+from latchkey.http.server import Peer
+from latchkey.store.control import ControlStore
+
+MAX_PAGE = 1000
+
+# (client_ip, host, port, action, key_id, pid, token) -> the explanation as JSON
+Explainer = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+def _json(value: object, status: int = 200) -> Response:
+    body = json.dumps(value, indent=2).encode() + b"\n"
+    return Response(status, [("Content-Type", "application/json"), ("Cache-Control", "no-store")],
+                    body)  # fmt: skip
+
+
+def _error(status: int, code: str, message: str, **extra: object) -> Response:
+    return _json({"code": code, "message": message, **extra}, status)
+
+
+def _config_error(exc: ConfigError) -> Response:
+    issues = [
+        {"file": i.file, "line": i.line, "column": i.column, "field": i.field,
+         "message": i.message}
+        for i in exc.issues
+    ]  # fmt: skip
+    return _error(422, "InvalidConfiguration", str(exc), issues=issues)
+
+
+OPENAPI: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {"title": "latchkey control API", "version": "v1"},
+    "components": {"securitySchemes": {"admin": {"type": "http", "scheme": "bearer"}}},
+    "security": [{"admin": []}],
+    "paths": {
+        "/api/v1/objects": {"get": {"summary": "every configuration object"}},
+        "/api/v1/{kind}": {"get": {"summary": "the objects of one kind"}},
+        "/api/v1/{kind}/{name}": {
+            "get": {"summary": "one object"},
+            "delete": {"summary": "delete one object (refused while others refer to it)"},
+        },
+        "/api/v1/apply": {
+            "post": {
+                "summary": "apply YAML documents: {documents, filename, prune, dryRun}",
+                "responses": {"200": {"description": "changes"}, "422": {"description": "issues"}},
+            }
+        },
+        "/api/v1/explain": {
+            "post": {"summary": "why a caller would be allowed or denied: {clientIp, host, ...}"}
+        },
+        "/api/v1/events": {
+            "get": {
+                "summary": "access events; filters client, server, decision, since; "
+                "cursor after, limit"
+            }
+        },
+    },
+}
+
+
+class ControlApi:
+    def __init__(
+        self, control: ControlPlane, events: ControlStore, token: str, explainer: Explainer
+    ) -> None:
+        self.control = control
+        self.events = events
+        self._token = token
+        self._explain = explainer
+
+    def authorized(self, request: Request) -> bool:
+        header = request.header("Authorization") or ""
+        scheme, _, value = header.partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(value.strip(), self._token)
+
+    async def __call__(self, request: Request, peer: Peer) -> Response:
+        if not self.authorized(request):
+            return _error(401, "Unauthorized", "a bearer admin token is required")
+        parts = [p for p in request.path.split("/") if p][2:]  # after /api/v1
+        query = dict(parse_qsl(request.query))
+        try:
+            return await self._route(request.method, parts, query, request.body)
+        except ConfigError as exc:
+            return _config_error(exc)
+        except NotFound as exc:
+            return _error(404, "NotFound", str(exc.args[0]))
+        except ValueError as exc:
+            return _error(400, "BadRequest", str(exc))
+
+    async def _route(
+        self, method: str, parts: list[str], query: dict[str, str], body: bytes
+    ) -> Response:
+        if parts == ["openapi.json"] and method == "GET":
+            return _json(OPENAPI)
+        if parts == ["objects"] and method == "GET":
+            return _json({"items": [o.document() for o in self.control.objects()]})
+        if parts == ["apply"] and method == "POST":
+            return self._apply(_body(body))
+        if parts == ["explain"] and method == "POST":
+            return _json(await self._explain(_body(body)))
+        if parts == ["events"] and method == "GET":
+            return self._events(query)
+        if len(parts) in (1, 2) and method in ("GET", "DELETE"):
+            kind = resolve_kind(parts[0])
+            if len(parts) == 1 and method == "GET":
+                return _json({"items": [o.document() for o in self.control.objects(kind)]})
+            if len(parts) == 2 and method == "GET":
+                return _json(self.control.get(kind, parts[1]).document())
+            if len(parts) == 2:
+                dry_run = query.get("dryRun", "false") == "true"
+                change = self.control.delete(kind, parts[1], dry_run=dry_run)
+                return _json({"changes": [_change(change)], "dryRun": dry_run})
+        return _error(404, "NotFound", f"no such endpoint: {method} /api/v1/{'/'.join(parts)}")
+
+    def _apply(self, doc: dict[str, Any]) -> Response:
+        text = doc.get("documents")
+        if not isinstance(text, str):
+            raise ValueError("'documents' must be YAML text")
+        filename = str(doc.get("filename") or "<request>")
+        objects = parse_objects_text(text, filename)
+        dry_run = bool(doc.get("dryRun", False))
+        changes = self.control.apply(objects, prune=bool(doc.get("prune", False)),
+                                     dry_run=dry_run)  # fmt: skip
+        return _json({"changes": [_change(c) for c in changes], "dryRun": dry_run})
+
+    def _events(self, query: dict[str, str]) -> Response:
+        try:
+            after = int(query.get("after", "0"))
+            limit = min(int(query.get("limit", "100")), MAX_PAGE)
+        except ValueError:
+            raise ValueError("after and limit must be integers") from None
+        events = self.events.list_events(
+            after_id=after,
+            limit=limit,
+            client=query.get("client"),
+            server=query.get("server"),
+            decision=query.get("decision"),
+            since=query.get("since"),
+        )
+        next_cursor = events[-1].id if events else after
+        return _json({"items": [e.to_json() for e in events], "next": next_cursor})
+
+
+def _change(change: Any) -> dict[str, str]:
+    return {"kind": change.kind, "name": change.name, "action": change.action.value}
+
+
+def _body(body: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(body or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        raise ValueError("the request body must be a JSON object") from None
+    if not isinstance(value, dict):
+        raise ValueError("the request body must be a JSON object")
+    return value
+
+
+def facts_from(doc: dict[str, Any], now: Any) -> tuple[str, int, Evidence, RequestFacts]:
+    """The pieces of an explain request that need no I/O."""
+    host = doc.get("host")
+    if not isinstance(host, str) or not host:
+        raise ValueError("'host' is required")
+    port = int(doc.get("port", 443))
+    client_ip = str(doc.get("clientIp", "127.0.0.1"))
+    facts = RequestFacts(
+        now=now,
+        action=doc.get("action"),
+        key_id=doc.get("keyId"),
+        access_key_id=doc.get("accessKeyId"),
+    )
+    return host, port, Evidence(client_ip), facts

@@ -1,0 +1,147 @@
+"""The control plane inside a running node: admin token, API routing, explain, access events."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from latchkey.clock import Clock
+from latchkey.control.api import ControlApi, facts_from
+from latchkey.control.model import Config, Evidence, ProcessFacts, TokenCheck
+from latchkey.edge.explain import explain
+from latchkey.edge.peer import describe_process
+from latchkey.edge.trust import TrustVerifier
+from latchkey.http.h1 import Request, Response
+from latchkey.http.server import App, Peer
+from latchkey.secretfile import read_secret_file, write_secret_file
+from latchkey.store.control import AccessEvent, ControlStore
+
+log = logging.getLogger("latchkey.control")
+
+TOKEN_FILE = "control-token"  # noqa: S105 (a file name)
+MAX_PENDING_EVENTS = 10_000
+
+
+def ensure_admin_token(data_dir: Path) -> str:
+    """The control API's bearer token: made once, kept 0600 in the data directory."""
+    path = data_dir / TOKEN_FILE
+    if path.exists():
+        return read_secret_file(path).decode().strip()
+    token = "lk_" + secrets.token_urlsafe(32)
+    write_secret_file(path, token.encode())
+    return token
+
+
+class RoutedApp:
+    """``/api/`` goes to the control API; everything else to the idp."""
+
+    def __init__(self, api: ControlApi, other: App) -> None:
+        self.api = api
+        self.other = other
+
+    async def __call__(self, request: Request, peer: Peer) -> Response:
+        if request.path == "/api" or request.path.startswith("/api/"):
+            return await self.api(request, peer)
+        return await self.other(request, peer)
+
+
+def make_explainer(
+    config: Callable[[], Config], trust: TrustVerifier, clock: Clock
+) -> Callable[[dict[str, Any]], Any]:
+    """``POST /api/v1/explain``: the edge's decision for a described caller."""
+
+    async def explainer(doc: dict[str, Any]) -> dict[str, Any]:
+        current = config()
+        host, port, evidence, facts = facts_from(doc, clock.now())
+        process: ProcessFacts | None = None
+        if doc.get("pid") is not None:
+            info = describe_process(int(doc["pid"]), uid=-1)
+            if info.exe:
+                uid = _uid_of(int(doc["pid"]))
+                process = ProcessFacts(info.pid, uid, _user(uid), info.exe, info.cmdline)
+        token = doc.get("token")
+        tokens: dict[str, TokenCheck] = {}
+        if isinstance(token, str) and token:
+            for name in sorted(current.token_trust_providers):
+                tokens[name] = await trust.check(current.trust_provider(name), token)
+        evidence = Evidence(
+            evidence.source_address, process, token_presented=bool(token), tokens=tokens
+        )
+        result = explain(current, host=host, port=port, evidence=evidence, facts=facts)
+        return {
+            "outcome": result.outcome,
+            "reason": result.reason,
+            "steps": [{"step": s.name, "ok": s.ok, "detail": s.detail} for s in result.steps],
+            "text": result.render(),
+        }
+
+    return explainer
+
+
+def _uid_of(pid: int) -> int:
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("Uid:"):
+                return int(line.split()[1])
+    return -1
+
+
+def _user(uid: int) -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+class EventRecorder:
+    """Access events, written to the control store off the request path, in batches."""
+
+    def __init__(self, store: ControlStore) -> None:
+        self._store = store
+        self._pending: deque[AccessEvent] = deque(maxlen=MAX_PENDING_EVENTS)
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.dropped = 0
+
+    def __call__(self, event: AccessEvent) -> None:
+        if len(self._pending) == self._pending.maxlen:
+            self.dropped += 1
+        self._pending.append(event)
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self.flush()
+
+    async def flush(self) -> None:
+        batch = list(self._pending)
+        self._pending.clear()
+        if not batch:
+            return
+        try:
+            await asyncio.to_thread(self._write, batch)
+        except Exception:
+            log.exception("could not record %d access events", len(batch))
+
+    def _write(self, batch: list[AccessEvent]) -> None:
+        self._store.add_events(batch)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.flush()

@@ -1,0 +1,143 @@
+"""The control plane: the stored configuration, applied all-or-nothing, pushed to listeners.
+
+The store keeps canonical objects. Every change validates the whole resulting set (kinds,
+fields, references) before anything is written, then swaps the running ``Config`` at once:
+a request already in flight keeps the ``Config`` it started with.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from latchkey.control.loader import StoredObject, load_objects_paths, load_objects_text
+from latchkey.control.manifest import Action, Change, config_of, merged, plan, sort_objects
+from latchkey.control.model import Config, empty_config
+from latchkey.store.control import ControlStore, ObjectRow
+
+log = logging.getLogger("latchkey.control")
+
+SEEDED_KEY = "seeded-default"
+
+Listener = Callable[[Config], None]
+
+
+class NotFound(KeyError):
+    """No object of that kind and name."""
+
+
+def _rows(objects: Sequence[StoredObject]) -> list[ObjectRow]:
+    return [ObjectRow(o.kind, o.name, o.spec) for o in objects]
+
+
+def _canonical(objects: Sequence[StoredObject]) -> str:
+    return json.dumps([[o.kind, o.name, o.spec] for o in sort_objects(objects)], sort_keys=True)
+
+
+class ControlPlane:
+    def __init__(self, store: ControlStore) -> None:
+        self._store = store
+        self._lock = threading.Lock()
+        self._listeners: list[Listener] = []
+        self._objects: list[StoredObject] = []
+        self.config: Config = empty_config()
+        self.origin = "store"
+
+    # -- start ----------------------------------------------------------------------------
+
+    def start(self, *, config_paths: Sequence[Path], default_text: str) -> Config:
+        """The configuration to run with: files given on the command line are the truth;
+        otherwise what was applied before; otherwise the default scenario."""
+        if config_paths:
+            config, objects = load_objects_paths(config_paths)
+            self._store.replace_objects(_rows(objects))
+            self.origin = ", ".join(map(str, config_paths))
+        else:
+            stored = self.objects()
+            seeded = self._store.meta(SEEDED_KEY)
+            if not stored or _canonical(stored) == seeded:
+                # Never changed since it was seeded: render it again (the cloud may have moved).
+                config, objects = load_objects_text(default_text, "default configuration")
+                self._store.replace_objects(_rows(objects), {SEEDED_KEY: _canonical(objects)})
+                self.origin = "default configuration"
+            else:
+                objects = stored
+                config = config_of(objects, "stored configuration")
+                self.origin = "stored configuration (latchkey apply)"
+        self._objects = sort_objects(objects)
+        self.config = config
+        return config
+
+    # -- reading --------------------------------------------------------------------------
+
+    def objects(self, kind: str | None = None) -> list[StoredObject]:
+        rows = self._store.list_objects()
+        found = [StoredObject(r.kind, r.name, r.spec) for r in rows]
+        return sort_objects(o for o in found if kind is None or o.kind == kind)
+
+    def get(self, kind: str, name: str) -> StoredObject:
+        for obj in self.objects(kind):
+            if obj.name == name:
+                return obj
+        raise NotFound(f"{kind} {name!r} not found")
+
+    def on_change(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    # -- writing --------------------------------------------------------------------------
+
+    def apply(
+        self, desired: Sequence[StoredObject], *, prune: bool = False, dry_run: bool = False
+    ) -> list[Change]:
+        """Create or update ``desired`` (and with ``prune`` delete what it leaves out)."""
+        with self._lock:
+            current = self.objects()
+            changes = plan(current, desired, prune=prune)
+            result = merged(current, desired, prune=prune)
+            config = config_of(result, "the applied configuration")  # ConfigError: no change
+            if not dry_run and any(c.action is not Action.UNCHANGED for c in changes):
+                self._commit(result, config)
+            return changes
+
+    def delete(self, kind: str, name: str, *, dry_run: bool = False) -> Change:
+        with self._lock:
+            current = self.objects()
+            if not any(o.kind == kind and o.name == name for o in current):
+                raise NotFound(f"{kind} {name!r} not found")
+            result = [o for o in current if (o.kind, o.name) != (kind, name)]
+            config = config_of(result, "the configuration after the delete")
+            if not dry_run:
+                self._commit(result, config)
+            return Change(kind, name, Action.DELETED)
+
+    def _commit(self, objects: list[StoredObject], config: Config) -> None:
+        self._store.replace_objects(_rows(objects))
+        self._objects = objects
+        self.config = config
+        self.origin = "stored configuration (latchkey apply)"
+        log.info("configuration changed: %d objects", len(objects))
+        for listener in self._listeners:
+            try:
+                listener(config)
+            except Exception:
+                log.exception("a configuration listener failed")
+
+
+def read_paths(paths: Sequence[str | os.PathLike[str]]) -> list[tuple[str, str]]:
+    """(filename, text) for files and the ``*.yaml``/``*.yml`` files of directories."""
+    out = []
+    for path in map(Path, paths):
+        files = [path]
+        if path.is_dir():
+            files = sorted(
+                p
+                for p in path.iterdir()
+                if p.suffix in {".yaml", ".yml"} and p.is_file() and not p.name.startswith(".")
+            )
+        for file in files:
+            out.append((str(file), file.read_text(encoding="utf-8")))
+    return out

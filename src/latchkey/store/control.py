@@ -1,0 +1,131 @@
+"""The control plane's SQLite store: configuration objects and access events."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+from latchkey.store.sqlitedb import SqliteDatabase
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS control_objects (
+    kind TEXT NOT NULL, name TEXT NOT NULL, spec TEXT NOT NULL, updated REAL NOT NULL,
+    PRIMARY KEY (kind, name)
+);
+CREATE TABLE IF NOT EXISTS control_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS access_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, source TEXT NOT NULL,
+    client TEXT, server TEXT NOT NULL, policy TEXT, decision TEXT NOT NULL, reason TEXT,
+    detail TEXT, credential_provider TEXT, method TEXT, path TEXT, status INTEGER,
+    latency_ms REAL
+);
+CREATE INDEX IF NOT EXISTS access_events_time ON access_events (time);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectRow:
+    kind: str
+    name: str
+    spec: dict[str, object]
+
+
+@dataclass(frozen=True, slots=True)
+class AccessEvent:
+    """One request at the edge: who, to what, the decision and why. Never a secret."""
+
+    time: str  # ISO 8601 UTC
+    source: str  # the caller's address
+    client: str | None
+    server: str
+    policy: str | None
+    decision: str  # "allowed" | "denied"
+    reason: str | None  # IdentityNotMatched, NoMatchingPolicy, ConditionFailed, ...
+    detail: str | None
+    credential_provider: str | None
+    method: str | None
+    path: str | None  # without the query
+    status: int | None
+    latency_ms: float | None
+    id: int | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+class ControlStore(SqliteDatabase):
+    SCHEMA = SCHEMA
+
+    # -- objects --------------------------------------------------------------------------
+
+    def list_objects(self) -> list[ObjectRow]:
+        rows = self._rows("SELECT kind, name, spec FROM control_objects ORDER BY kind, name")
+        return [ObjectRow(r["kind"], r["name"], json.loads(r["spec"])) for r in rows]
+
+    def replace_objects(
+        self, objects: Sequence[ObjectRow], meta: dict[str, str] | None = None
+    ) -> None:
+        """Make the stored set exactly ``objects``, in one transaction (apply is all or nothing)."""
+        now = time.time()
+        with self._write() as db:
+            db.execute("DELETE FROM control_objects")
+            db.executemany(
+                "INSERT INTO control_objects VALUES (?,?,?,?)",
+                [(o.kind, o.name, json.dumps(o.spec, sort_keys=True), now) for o in objects],
+            )
+            for key, value in (meta or {}).items():
+                db.execute(
+                    "INSERT INTO control_meta VALUES (?,?) ON CONFLICT (key) DO UPDATE "
+                    "SET value = excluded.value",
+                    (key, value),
+                )
+
+    def meta(self, key: str) -> str | None:
+        rows = self._rows("SELECT value FROM control_meta WHERE key = ?", key)
+        return str(rows[0]["value"]) if rows else None
+
+    # -- access events --------------------------------------------------------------------
+
+    def add_events(self, events: Sequence[AccessEvent]) -> None:
+        """Record a batch of events in one transaction."""
+        rows = []
+        for event in events:
+            fields = asdict(event)
+            fields.pop("id")
+            rows.append(tuple(fields.values()))
+        columns = [f for f in AccessEvent.__dataclass_fields__ if f != "id"]
+        with self._write() as db:
+            db.executemany(  # column names come from the dataclass, values are bound
+                f"INSERT INTO access_events ({', '.join(columns)}) "  # noqa: S608
+                f"VALUES ({', '.join('?' for _ in columns)})",
+                rows,
+            )
+
+    def list_events(
+        self,
+        *,
+        after_id: int = 0,
+        limit: int = 100,
+        client: str | None = None,
+        server: str | None = None,
+        decision: str | None = None,
+        since: str | None = None,
+    ) -> list[AccessEvent]:
+        """Events with id > ``after_id`` (the paging cursor), oldest first."""
+        where: list[str] = ["id > ?"]
+        args: list[object] = [after_id]
+        for column, value in (("client", client), ("server", server), ("decision", decision)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        if since is not None:
+            where.append("time >= ?")
+            args.append(since)
+        rows = self._rows(  # fixed column names, values bound
+            f"SELECT * FROM access_events WHERE {' AND '.join(where)} ORDER BY id LIMIT ?",  # noqa: S608
+            *args,
+            limit,
+        )
+        return [AccessEvent(**dict(r)) for r in rows]

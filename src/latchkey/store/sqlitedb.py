@@ -1,0 +1,89 @@
+"""One SQLite database file: WAL, ``synchronous=FULL``, one connection, refuse-after-failure.
+
+After a failed write (disk full, I/O error) the database stops accepting writes and says so,
+rather than carrying on with state it cannot vouch for. Backends subclass this and add their
+schema and queries.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from latchkey.store.base import Conflict, StoreError
+
+
+class SqliteDatabase:
+    SCHEMA = ""
+    # Columns added to tables that already existed in earlier releases: (table, column, decl).
+    ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = ()
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.RLock()
+        self._failed: str | None = None
+        try:
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.execute("PRAGMA busy_timeout=5000")
+            self._db.executescript(self.SCHEMA)
+            self._migrate()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open store {path}: {exc}") from None
+        with contextlib.suppress(OSError):
+            path.chmod(0o600)
+
+    def _migrate(self) -> None:
+        """Add the columns newer code expects, once, in one transaction."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            for table, column, declaration in self.ADDED_COLUMNS:
+                have = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+                if column not in have:
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+            self._db.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+            raise
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            if self._failed is not None:
+                raise StoreError(f"store refuses writes after an earlier failure: {self._failed}")
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                yield self._db
+                self._db.execute("COMMIT")
+            except sqlite3.IntegrityError as exc:
+                self._db.execute("ROLLBACK")
+                raise Conflict(str(exc)) from None
+            except sqlite3.Error as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+                self._failed = f"{type(exc).__name__}: {exc}"
+                raise StoreError(f"write failed: {exc}") from None
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+                raise
+
+    def _rows(self, sql: str, *args: object) -> list[sqlite3.Row]:
+        with self._lock:
+            cur = self._db.execute(sql, args)
+            cur.row_factory = sqlite3.Row
+            return list(cur.fetchall())
+
+    @staticmethod
+    def _count(db: sqlite3.Connection, sql: str, *args: object) -> int:
+        return int(db.execute(sql, args).fetchone()[0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
