@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from latchkey import __version__
+from latchkey.cli.control import CONTROL_COMMANDS, add_control_parsers, run_control
 from latchkey.crypto.jwk import ALGORITHMS
 from latchkey.idp.commands import add_idp_parser, run_idp
 
@@ -113,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     add_idp_parser(sub, _add_data_dir)
+    add_control_parsers(sub, _add_data_dir)
     return parser
 
 
@@ -127,6 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_env(data_dir, cloud_admin=args.cloud_admin)
     if args.command == "idp":
         return run_idp(args, data_dir)
+    if args.command in CONTROL_COMMANDS:
+        return run_control(args, data_dir)
     return 2
 
 

@@ -16,7 +16,7 @@ from latchkey.control.conditions import RequestFacts
 from latchkey.control.loader import ConfigError, parse_objects_text
 from latchkey.control.manifest import resolve_kind
 from latchkey.control.model import Evidence
-from latchkey.control.service import ControlPlane, NotFound
+from latchkey.control.service import ControlPlane, InUse, NotFound
 from latchkey.http.h1 import Request, Response
 from latchkey.http.server import Peer
 from latchkey.store.control import ControlStore
@@ -102,6 +102,8 @@ class ControlApi:
             return _config_error(exc)
         except NotFound as exc:
             return _error(404, "NotFound", str(exc.args[0]))
+        except InUse as exc:
+            return _error(409, "InUse", str(exc))
         except ValueError as exc:
             return _error(400, "BadRequest", str(exc))
 

@@ -30,6 +30,38 @@ class NotFound(KeyError):
     """No object of that kind and name."""
 
 
+class InUse(ValueError):
+    """Other objects refer to the one to delete."""
+
+
+def _names(value: object) -> list[object]:
+    return list(value) if isinstance(value, list) else [value]
+
+
+def referrers(objects: Sequence[StoredObject], kind: str, name: str) -> list[str]:
+    """``AccessPolicy 'p'`` for every object whose spec refers to ``kind`` ``name``."""
+    fields = {
+        "ServerWorkload": ("server",),
+        "ClientWorkload": ("clients",),
+        "CredentialProvider": ("credentialProvider", "credentialProviders"),
+        "AccessCondition": ("conditions",),
+    }
+    found = []
+    for obj in objects:
+        names: list[object] = []
+        if obj.kind == "AccessPolicy":
+            for field in fields.get(kind, ()):
+                names += _names(obj.spec.get(field))
+        elif obj.kind == "ClientWorkload" and kind == "TrustProvider":
+            for identity in _names(obj.spec.get("identities")):
+                token = identity.get("token") if isinstance(identity, dict) else None
+                if isinstance(token, dict):
+                    names.append(token.get("trustProvider"))
+        if name in names:
+            found.append(f"{obj.kind} '{obj.name}'")
+    return found
+
+
 def _rows(objects: Sequence[StoredObject]) -> list[ObjectRow]:
     return [ObjectRow(o.kind, o.name, o.spec) for o in objects]
 
@@ -108,6 +140,9 @@ class ControlPlane:
             current = self.objects()
             if not any(o.kind == kind and o.name == name for o in current):
                 raise NotFound(f"{kind} {name!r} not found")
+            users = referrers(current, kind, name)
+            if users:
+                raise InUse(f"cannot delete {kind} {name!r}: {', '.join(users)} refer(s) to it")
             result = [o for o in current if (o.kind, o.name) != (kind, name)]
             config = config_of(result, "the configuration after the delete")
             if not dry_run:
