@@ -24,7 +24,13 @@ from latchkey.control.api import ControlApi
 from latchkey.control.defaults import render_default_config
 from latchkey.control.loader import load_config_paths
 from latchkey.control.model import Config
-from latchkey.control.runtime import EventRecorder, RoutedApp, ensure_admin_token, make_explainer
+from latchkey.control.runtime import (
+    EventRecorder,
+    RoutedApp,
+    ensure_admin_token,
+    make_explainer,
+    provider_status,
+)
 from latchkey.control.service import ControlPlane
 from latchkey.crypto.rootkey import RootKey
 from latchkey.crypto.x509 import (
@@ -247,6 +253,7 @@ class Node:
             self.control_store,
             ensure_admin_token(self.paths.root),
             make_explainer(lambda: control.config, trust, self.clock),
+            status_of=lambda obj: provider_status(obj, issuer.url),
         )
         idp_app.target = RoutedApp(api, IdpApp(issuer))
         self.issuer = issuer

@@ -29,6 +29,7 @@ def latchkey(up: UpProcess, *args: str) -> subprocess.CompletedProcess[str]:
 def test_get_apply_round_trip_and_diff(up: UpProcess, tmp_path: Path) -> None:
     printed = latchkey(up, "get", "all", "-o", "yaml")
     assert printed.returncode == 0, printed.stderr
+    assert "oidcIssuerUrl: " + up.info.idp in printed.stdout  # read-only status, for AWS IAM
     saved = tmp_path / "all.yaml"
     saved.write_text(printed.stdout)
     again = latchkey(up, "apply", "-f", str(saved))

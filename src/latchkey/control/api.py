@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from latchkey.control.conditions import RequestFacts
-from latchkey.control.loader import ConfigError, parse_objects_text
+from latchkey.control.loader import ConfigError, StoredObject, parse_objects_text
 from latchkey.control.manifest import resolve_kind
 from latchkey.control.model import Evidence
 from latchkey.control.service import ControlPlane, InUse, NotFound
@@ -25,6 +25,8 @@ MAX_PAGE = 1000
 
 # (client_ip, host, port, action, key_id, pid, token) -> the explanation as JSON
 Explainer = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+# an object -> its read-only status (e.g. what to copy into AWS IAM), or None
+StatusOf = Callable[[StoredObject], dict[str, Any] | None]
 
 
 def _json(value: object, status: int = 200) -> Response:
@@ -79,8 +81,14 @@ OPENAPI: dict[str, Any] = {
 
 class ControlApi:
     def __init__(
-        self, control: ControlPlane, events: ControlStore, token: str, explainer: Explainer
+        self,
+        control: ControlPlane,
+        events: ControlStore,
+        token: str,
+        explainer: Explainer,
+        status_of: StatusOf | None = None,
     ) -> None:
+        self._status_of = status_of or (lambda obj: None)
         self.control = control
         self.events = events
         self._token = token
@@ -113,7 +121,7 @@ class ControlApi:
         if parts == ["openapi.json"] and method == "GET":
             return _json(OPENAPI)
         if parts == ["objects"] and method == "GET":
-            return _json({"items": [o.document() for o in self.control.objects()]})
+            return _json({"items": [self._document(o) for o in self.control.objects()]})
         if parts == ["apply"] and method == "POST":
             return self._apply(_body(body))
         if parts == ["explain"] and method == "POST":
@@ -123,14 +131,21 @@ class ControlApi:
         if len(parts) in (1, 2) and method in ("GET", "DELETE"):
             kind = resolve_kind(parts[0])
             if len(parts) == 1 and method == "GET":
-                return _json({"items": [o.document() for o in self.control.objects(kind)]})
+                return _json({"items": [self._document(o) for o in self.control.objects(kind)]})
             if len(parts) == 2 and method == "GET":
-                return _json(self.control.get(kind, parts[1]).document())
+                return _json(self._document(self.control.get(kind, parts[1])))
             if len(parts) == 2:
                 dry_run = query.get("dryRun", "false") == "true"
                 change = self.control.delete(kind, parts[1], dry_run=dry_run)
                 return _json({"changes": [_change(change)], "dryRun": dry_run})
         return _error(404, "NotFound", f"no such endpoint: {method} /api/v1/{'/'.join(parts)}")
+
+    def _document(self, obj: StoredObject) -> dict[str, object]:
+        doc = obj.document()
+        status = self._status_of(obj)
+        if status:
+            doc["status"] = status
+        return doc
 
     def _apply(self, doc: dict[str, Any]) -> Response:
         text = doc.get("documents")

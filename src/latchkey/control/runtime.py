@@ -13,6 +13,7 @@ from typing import Any
 
 from latchkey.clock import Clock
 from latchkey.control.api import ControlApi, facts_from
+from latchkey.control.loader import StoredObject
 from latchkey.control.model import Config, Evidence, ProcessFacts, TokenCheck
 from latchkey.edge.explain import explain
 from latchkey.edge.peer import describe_process
@@ -145,3 +146,20 @@ class EventRecorder:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await self.flush()
+
+
+def provider_status(obj: StoredObject, issuer_url: str) -> dict[str, object] | None:
+    """What an AWS-STS-federation credential provider needs copied into AWS IAM."""
+    if obj.kind != "CredentialProvider" or obj.spec.get("type") != "aws-sts-federation":
+        return None
+    return {
+        "oidcIssuerUrl": issuer_url,
+        "audience": obj.spec.get("audience"),
+        "subjects": f"latchkey:{obj.name}:<client workload>",
+        "trustPolicyConditions": {
+            "StringEquals": {
+                f"{issuer_url.removeprefix('https://')}:aud": obj.spec.get("audience")
+            },
+            "StringLike": {f"{issuer_url.removeprefix('https://')}:sub": f"latchkey:{obj.name}:*"},
+        },
+    }

@@ -333,6 +333,8 @@ class AccessConditionSpec(_Model):
 class _Document(_Model):
     api_version: Literal["latchkey/v1"] = Field(alias="apiVersion")
     metadata: Metadata
+    # Read-only, reported by `latchkey get`; accepted and ignored on apply (like kubectl).
+    status: dict[str, object] | None = None
 
 
 class ServerWorkloadDocument(_Document):
