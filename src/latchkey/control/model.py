@@ -174,6 +174,22 @@ class Evidence:
     process: ProcessFacts | None = None
     token_presented: bool = False
     tokens: Mapping[str, TokenCheck] = field(default_factory=dict)  # by trust provider
+    hostname: str | None = None  # the caller's host name, when some identity asks for it
+
+
+@dataclass(frozen=True, slots=True)
+class HostnameIdentity:
+    """Identity by the caller's host name (this machine's name for loopback callers, else the
+    reverse lookup of the source address); a case-insensitive glob."""
+
+    pattern: str
+
+    def check(self, evidence: Evidence) -> str | None:
+        if evidence.hostname is None:
+            return f"the caller's host name is unknown (wanted {self.pattern})"
+        if not fnmatch.fnmatchcase(evidence.hostname.lower(), self.pattern.lower()):
+            return f"host name {evidence.hostname} does not match {self.pattern}"
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,7 +264,7 @@ class ProcessIdentity:
         return None
 
 
-Identity = SourceCidr | ProcessIdentity | TokenIdentity
+Identity = SourceCidr | ProcessIdentity | TokenIdentity | HostnameIdentity
 """One way of recognising a client workload."""
 
 
@@ -284,6 +300,10 @@ class ClientWorkload:
         return any(
             isinstance(i, ProcessIdentity) and i.exe_sha256 is not None for i in self.identities
         )
+
+    @property
+    def needs_hostname(self) -> bool:
+        return any(isinstance(i, HostnameIdentity) for i in self.identities)
 
     @property
     def trust_providers(self) -> frozenset[str]:
@@ -381,6 +401,10 @@ class Config:
     @property
     def needs_exe_sha256(self) -> bool:
         return any(c.needs_exe_sha256 for c in self.client_workloads)
+
+    @property
+    def needs_hostname(self) -> bool:
+        return any(c.needs_hostname for c in self.client_workloads)
 
     def policies_for(self, server: str) -> tuple[AccessPolicy, ...]:
         """The access policies that grant access to the server workload ``server``."""

@@ -220,15 +220,18 @@ class IdentitySpec(_Model):
     source_cidr: Cidr | None = Field(default=None, alias="sourceCidr")
     process: ProcessSpec | None = None
     token: TokenSpec | None = None
+    hostname: Annotated[str, Field(min_length=1, max_length=253)] | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> IdentitySpec:
-        given = [v for v in (self.source_cidr, self.process, self.token) if v is not None]
-        if len(given) != 1:
-            raise ValueError("an identity has exactly one of: sourceCidr, process, token")
+        kinds = (self.source_cidr, self.process, self.token, self.hostname)
+        if sum(v is not None for v in kinds) != 1:
+            raise ValueError("an identity has exactly one of: sourceCidr, process, token, hostname")
         return self
 
     def to_domain(self) -> model.Identity:
+        if self.hostname is not None:
+            return model.HostnameIdentity(self.hostname)
         if self.token is not None:
             return self.token.to_domain()
         if self.process is not None:

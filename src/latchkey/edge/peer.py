@@ -8,6 +8,7 @@ reading. Everything here is evidence for workload identification, gathered once 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import ipaddress
 import os
@@ -181,3 +182,22 @@ def find_peer_process(
     if pid is None:
         return None
     return describe_process(pid, entry.uid, proc)
+
+
+async def caller_hostname(address: str, within: float = 1.0) -> str | None:
+    """This machine's name for a loopback caller; else the reverse lookup, bounded in time."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return None
+    if ip.is_loopback or (isinstance(ip, ipaddress.IPv6Address) and
+                          ip.ipv4_mapped is not None and ip.ipv4_mapped.is_loopback):  # fmt: skip
+        return socket.gethostname()
+    loop = asyncio.get_running_loop()
+    try:
+        host, _port = await asyncio.wait_for(
+            loop.getnameinfo((str(ip), 0), socket.NI_NAMEREQD), within
+        )
+    except (OSError, TimeoutError):
+        return None
+    return str(host)

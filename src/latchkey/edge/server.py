@@ -29,7 +29,7 @@ from latchkey.crypto.x509 import LeafCache
 from latchkey.edge.credentials import CredentialCache, CredentialError
 from latchkey.edge.decide import Allowed, Denied, Reason, check_conditions, decide
 from latchkey.edge.facts import request_facts
-from latchkey.edge.peer import find_peer_process
+from latchkey.edge.peer import caller_hostname, find_peer_process
 from latchkey.edge.sign import placeholder_access_key, resign
 from latchkey.edge.trust import TrustVerifier, extract_token
 from latchkey.edge.upstream import UpstreamError, UpstreamPool
@@ -212,7 +212,10 @@ class Edge:
             for name in sorted(config.token_trust_providers):
                 tokens[name] = await self._trust.check(config.trust_provider(name), token)
         facts = await self._process_facts(writer, config) if config.needs_process else None
-        return Evidence(source, facts, token_presented=token is not None, tokens=tokens)
+        hostname = await caller_hostname(source) if config.needs_hostname else None
+        return Evidence(
+            source, facts, token_presented=token is not None, tokens=tokens, hostname=hostname
+        )
 
     async def _process_facts(
         self, writer: asyncio.StreamWriter, config: Config

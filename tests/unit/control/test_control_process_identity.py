@@ -92,3 +92,20 @@ def test_no_process_facts_is_a_reason_not_a_crash() -> None:
     result = ProcessIdentity(uid=0).check(Evidence("10.1.2.3"))
     assert result is not None
     assert "could not be determined" in result
+
+
+def test_hostname_identity() -> None:
+    import socket
+
+    from latchkey.control.model import HostnameIdentity
+
+    config = load(f"    - hostname: '{socket.gethostname()[:3]}*'\n")
+    (client,) = config.client_workloads  # type: ignore[attr-defined]
+    assert client.needs_hostname
+    assert client.matches(Evidence("127.0.0.1", hostname=socket.gethostname().upper()))
+    identity = HostnameIdentity("build-*.example.com")
+    assert identity.check(Evidence("10.0.0.1", hostname="build-7.example.com")) is None
+    assert identity.check(Evidence("10.0.0.1", hostname="web-1.example.com")) == (
+        "host name web-1.example.com does not match build-*.example.com"
+    )
+    assert "unknown" in str(identity.check(Evidence("10.0.0.1")))

@@ -119,3 +119,13 @@ def test_finds_another_process(tmp_path: Path) -> None:
 
 def test_a_peer_that_is_gone_is_none() -> None:
     assert find_peer_process(ours=("127.0.0.1", 1), peer=("127.0.0.1", 2)) is None
+
+
+def test_loopback_callers_are_this_host() -> None:
+    import asyncio
+
+    from latchkey.edge.peer import caller_hostname
+
+    assert asyncio.run(caller_hostname("127.0.0.1")) == socket.gethostname()
+    assert asyncio.run(caller_hostname("::ffff:127.0.0.1")) == socket.gethostname()
+    assert asyncio.run(caller_hostname("not an address")) is None
