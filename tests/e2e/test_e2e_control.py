@@ -102,6 +102,16 @@ def test_api_needs_the_admin_token(up: UpProcess) -> None:
         assert "/api/v1/apply" in spec["paths"]
         missing = client.get(base + "/sw/nope", headers=auth)
         assert (missing.status_code, missing.json()["code"]) == (404, "NotFound")
+        doc = {"spec": {"aws": {"actions": ["kms:Encrypt"]}}}
+        put = client.put(base + "/accessconditions/via-put", headers=auth, json=doc)
+        assert put.json()["changes"] == [
+            {"kind": "AccessCondition", "name": "via-put", "action": "created"}
+        ]
+        bad = client.put(base + "/ac/bad", headers=auth, json={"spec": {"aws": {}}})
+        assert (bad.status_code, bad.json()["code"]) == (422, "InvalidConfiguration")
+        assert bad.json()["issues"][0]["field"] == "spec.aws"
+        gone = client.delete(base + "/ac/via-put", headers=auth)
+        assert gone.json()["changes"][0]["action"] == "deleted"
     assert (up.data_dir / "control-token").stat().st_mode & 0o777 == 0o600
 
 

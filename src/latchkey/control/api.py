@@ -58,6 +58,7 @@ OPENAPI: dict[str, Any] = {
         "/api/v1/{kind}": {"get": {"summary": "the objects of one kind"}},
         "/api/v1/{kind}/{name}": {
             "get": {"summary": "one object"},
+            "put": {"summary": "create or replace one object from its JSON document"},
             "delete": {"summary": "delete one object (refused while others refer to it)"},
         },
         "/api/v1/apply": {
@@ -128,6 +129,8 @@ class ControlApi:
             return _json(await self._explain(_body(body)))
         if parts == ["events"] and method == "GET":
             return self._events(query)
+        if len(parts) == 2 and method == "PUT":
+            return self._put(resolve_kind(parts[0]), parts[1], _body(body), query)
         if len(parts) in (1, 2) and method in ("GET", "DELETE"):
             kind = resolve_kind(parts[0])
             if len(parts) == 1 and method == "GET":
@@ -156,6 +159,16 @@ class ControlApi:
         dry_run = bool(doc.get("dryRun", False))
         changes = self.control.apply(objects, prune=bool(doc.get("prune", False)),
                                      dry_run=dry_run)  # fmt: skip
+        return _json({"changes": [_change(c) for c in changes], "dryRun": dry_run})
+
+    def _put(self, kind: str, name: str, doc: dict[str, Any], query: dict[str, str]) -> Response:
+        """Create or replace one object from its JSON document (kind and name must agree)."""
+        if doc.get("kind", kind) != kind or (doc.get("metadata") or {}).get("name", name) != name:
+            raise ValueError(f"the document must describe {kind} {name!r}")
+        document = {"apiVersion": "latchkey/v1", **doc, "kind": kind, "metadata": {"name": name}}
+        objects = parse_objects_text(json.dumps(document), f"PUT /api/v1/{kind}/{name}")
+        dry_run = query.get("dryRun", "false") == "true"
+        changes = self.control.apply(objects, dry_run=dry_run)
         return _json({"changes": [_change(c) for c in changes], "dryRun": dry_run})
 
     def _events(self, query: dict[str, str]) -> Response:

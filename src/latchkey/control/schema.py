@@ -7,12 +7,14 @@ Each document model knows how to become its :mod:`latchkey.control.model` object
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from publicsuffixlist import PublicSuffixList
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, model_validator
 
 from latchkey.control import conditions, model
@@ -64,13 +66,20 @@ def _check_host(value: str) -> str:
     labels = host.split(".")
     if labels[0] == "*":
         labels = labels[1:]
-        if len(labels) < 2:
+        if len(labels) < 2 or _public_suffixes().is_public(".".join(labels)):
             raise ValueError(
-                f"invalid host {value!r}: a wildcard needs at least two labels after '*.'"
+                f"invalid host {value!r}: a wildcard must sit at least one label below a "
+                f"public suffix (e.g. '*.example.com', not '*.com' or '*.co.uk')"
             )
     if not all(_DNS_LABEL.fullmatch(label) for label in labels) or labels[-1].isdigit():
         raise ValueError(f"invalid host {value!r}: not a DNS name or IP address")
     return host
+
+
+@functools.cache
+def _public_suffixes() -> PublicSuffixList:
+    """The ICANN section of the Public Suffix List (shipped with the package, no network)."""
+    return PublicSuffixList(only_icann=True)
 
 
 def _check_role_arn(value: str) -> str:

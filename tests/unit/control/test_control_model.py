@@ -146,3 +146,28 @@ def test_empty_config() -> None:
     config = empty_config()
     assert config.server_workload_for("example.com", 443) is None
     assert config.clients_matching("127.0.0.1") == ()
+
+
+@pytest.mark.parametrize(
+    ("host", "ok"),
+    [
+        ("*.us-east-1.amazonaws.com", True),
+        ("*.example.co.uk", True),
+        ("*.co.uk", False),
+        ("*.com.au", False),
+        ("*.com", False),
+    ],
+)
+def test_wildcards_stay_below_public_suffixes(host: str, ok: bool) -> None:
+    from latchkey.control.loader import ConfigError, load_config_text
+
+    text = (
+        "apiVersion: latchkey/v1\nkind: ServerWorkload\nmetadata: {name: s}\n"
+        f"spec: {{host: '{host}', port: 443, tls: true, "
+        "authentication: {method: http, scheme: none}}\n"
+    )
+    if ok:
+        load_config_text(text)
+    else:
+        with pytest.raises(ConfigError, match="public suffix"):
+            load_config_text(text)
