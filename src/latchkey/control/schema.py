@@ -18,6 +18,7 @@ from publicsuffixlist import PublicSuffixList
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, model_validator
 
 from latchkey.control import conditions, model
+from latchkey.crypto.jwk import public_jwks_from_pem
 
 API_VERSION = "latchkey/v1"
 KINDS = (
@@ -411,6 +412,11 @@ class AccessPolicyDocument(_Document):
         )
 
 
+def _check_public_key(value: str) -> str:
+    public_jwks_from_pem(value)  # ValueError says what is wrong
+    return value
+
+
 def _check_issuer(value: str) -> str:
     return _check_sts_endpoint(value)  # the same rule: https, or http on loopback only
 
@@ -422,12 +428,16 @@ class TrustProviderSpec(_Model):
         default=None, alias="jwksUrl"
     )
     jwks: dict[str, list[dict[str, str | list[str]]]] | None = None
+    public_key: Annotated[str, AfterValidator(_check_public_key)] | None = Field(
+        default=None, alias="publicKey"
+    )
     audiences: list[Annotated[str, Field(min_length=1)]] = []
 
     @model_validator(mode="after")
     def _one_key_source(self) -> TrustProviderSpec:
-        if self.jwks_url is not None and self.jwks is not None:
-            raise ValueError("give jwksUrl or jwks, not both")
+        given = [v for v in (self.jwks_url, self.jwks, self.public_key) if v is not None]
+        if len(given) > 1:
+            raise ValueError("give at most one of jwksUrl, jwks, publicKey")
         if self.jwks is not None and not self.jwks.get("keys"):
             raise ValueError("jwks needs a non-empty 'keys' list")
         return self
@@ -444,7 +454,7 @@ class TrustProviderDocument(_Document):
             type=spec.type,
             issuer=spec.issuer,
             jwks_url=spec.jwks_url,
-            jwks=spec.jwks,
+            jwks=public_jwks_from_pem(spec.public_key) if spec.public_key else spec.jwks,
             audiences=tuple(spec.audiences),
         )
 

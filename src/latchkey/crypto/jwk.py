@@ -124,3 +124,27 @@ class SigningKey:
         return f"SigningKey(kid={self._kid!r})"
 
     __str__ = __repr__
+
+
+def public_jwks_from_pem(pem: str) -> dict[str, list[dict[str, str]]]:
+    """A JWKS holding one public key given as PEM (SubjectPublicKeyInfo): RSA >= 2048 bits
+    or EC P-256/384/521. ValueError for anything else, including private keys."""
+    try:
+        public = serialization.load_pem_public_key(pem.encode())
+    except (ValueError, TypeError):
+        raise ValueError("not a PEM public key (-----BEGIN PUBLIC KEY-----)") from None
+    key: RSAKey | ECKey
+    if isinstance(public, rsa.RSAPublicKey):
+        if public.key_size < 2048:
+            raise ValueError("RSA public keys must have at least 2048 bits")
+        key = RSAKey.import_key(public)
+    elif isinstance(public, ec.EllipticCurvePublicKey) and public.curve.name in (
+        "secp256r1", "secp384r1", "secp521r1",
+    ):  # fmt: skip
+        key = ECKey.import_key(public)
+    else:
+        raise ValueError("only RSA and EC (P-256, P-384, P-521) public keys are supported")
+    jwk = {k: str(v) for k, v in key.as_dict(private=False).items()}
+    jwk["kid"] = key.thumbprint()
+    jwk["use"] = "sig"
+    return {"keys": [jwk]}

@@ -171,3 +171,46 @@ def test_token_identity(evidence: Evidence, why: str | None) -> None:
     else:
         assert result is not None
         assert result.startswith(why)
+
+
+def _public_pem(key: SigningKey) -> str:
+    from cryptography.hazmat.primitives import serialization
+
+    private = serialization.load_pem_private_key(key.private_pem(), password=None)
+    return (
+        private.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+
+
+def test_trust_provider_with_a_pem_public_key() -> None:
+    from latchkey.control.loader import load_config_text
+
+    pem = _public_pem(KEY).replace("\n", "\n    ")
+    config = load_config_text(
+        "apiVersion: latchkey/v1\nkind: TrustProvider\nmetadata: {name: pem}\nspec:\n"
+        f"  type: oidc\n  issuer: {ISSUER}\n  publicKey: |\n    {pem}\n"
+    )
+    provider = config.trust_provider("pem")
+    verifier = TrustVerifier(FrozenClock(NOW), client_ssl_context())
+    assert asyncio.run(verifier.check(provider, token())).error is None
+    assert asyncio.run(verifier.check(provider, token(OTHER_KEY))).error is not None
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("not a key", "not a PEM public key"),
+        (KEY.private_pem().decode(), "not a PEM public key"),
+    ],
+)
+def test_bad_public_keys_are_config_errors(value: str, message: str) -> None:
+    from latchkey.control.loader import ConfigError, load_config_text
+
+    body = value.replace("\n", "\n    ")
+    with pytest.raises(ConfigError, match=message):
+        load_config_text(
+            "apiVersion: latchkey/v1\nkind: TrustProvider\nmetadata: {name: pem}\nspec:\n"
+            f"  type: oidc\n  issuer: {ISSUER}\n  publicKey: |\n    {body}\n"
+        )
