@@ -93,3 +93,32 @@ def test_unmet_process_identity_is_refused_with_the_reason(tmp_path: Path) -> No
     assert "AccessDeniedException" in denied.stderr
     assert "IdentityNotMatched" in denied.stderr
     assert f"python-tools: uid {os.getuid()} is not {wrong_uid}" in denied.stderr
+
+
+ATTESTED = """\
+apiVersion: latchkey/v1
+kind: TrustProvider
+metadata: {name: local-process}
+spec: {type: process, facts: [exe, uid, exeSha256]}
+---
+apiVersion: latchkey/v1
+kind: ClientWorkload
+metadata: {name: local-apps}
+spec: {identities: [{sourceCidr: 127.0.0.0/8}]}
+---
+apiVersion: latchkey/v1
+kind: AccessPolicy
+metadata: {name: attested-to-kms}
+spec: {clients: [local-apps], server: aws-kms, credentialProvider: kms-federation,
+       trustProviders: [local-process]}
+"""
+
+
+def test_policy_demands_a_process_attestation(tmp_path: Path) -> None:
+    proc = start_with_config(tmp_path, ATTESTED)
+    try:
+        listed = aws(proc.env(), "kms", "list-keys")  # /proc attests the aws CLI's process
+        assert json.loads(listed.stdout)["Keys"] == []
+    finally:
+        log = proc.stop()
+    assert "allowed:attested-to-kms" in log

@@ -8,100 +8,15 @@ import base64
 import json
 import secrets
 import time
-from collections.abc import Callable, Iterator
-from typing import Any, NamedTuple
+from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
 
 from latchkey.cloud.identity import ACCESS_KEY_KIND, hash_session_token
 from latchkey.store.base import AccessKeyRecord
-from latchkey_testing import NodeHandle
+from latchkey_testing import ACCOUNT, ROOT, Cloud, allow, deny, policy, refused
 
-ACCOUNT = "000000000000"
-ROOT = f"arn:aws:iam::{ACCOUNT}:root"
-TRUST = json.dumps(
-    {
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Principal": {"AWS": ROOT}, "Action": "sts:AssumeRole"}],
-    }
-)
-
-
-class Cloud:
-    """The node plus every boto3 client a test made, closed before the node stops."""
-
-    def __init__(self, node: NodeHandle) -> None:
-        self.node = node
-        self._clients: list[Any] = []
-
-    def client(self, service: str, **creds: str) -> Any:
-        made = self.node.client(service, **creds)
-        self._clients.append(made)
-        return made
-
-    def as_key(self, service: str, key: dict[str, Any]) -> Any:
-        creds = {
-            "aws_access_key_id": key["AccessKeyId"],
-            "aws_secret_access_key": key["SecretAccessKey"],
-        }
-        if "SessionToken" in key:
-            creds["aws_session_token"] = key["SessionToken"]
-        return self.client(service, **creds)
-
-    def close(self) -> None:
-        for made in self._clients:
-            made.close()
-
-
-@pytest.fixture
-def cloud(node: NodeHandle) -> Iterator[Cloud]:
-    made = Cloud(node)
-    yield made
-    made.close()
-
-
-@pytest.fixture
-def iam(cloud: Cloud) -> Any:
-    return cloud.client("iam")
-
-
-@pytest.fixture
-def kms(cloud: Cloud) -> Any:
-    return cloud.client("kms")
-
-
-class Refusal(NamedTuple):
-    code: str
-    status: int
-    message: str
-
-
-def refused(call: Callable[..., Any], **kwargs: Any) -> Refusal:
-    """Call what must fail; keep only code/status/message (a kept ClientError holds the
-    connection open past the node's shutdown)."""
-    try:
-        call(**kwargs)
-    except ClientError as err:
-        resp = err.response
-        status = resp["ResponseMetadata"]["HTTPStatusCode"]
-        return Refusal(resp["Error"]["Code"], status, resp["Error"].get("Message", ""))
-    raise AssertionError(f"{getattr(call, '__name__', call)} succeeded")
-
-
-def policy(*statements: dict[str, Any]) -> str:
-    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
-
-
-def allow(action: str | list[str], principal: str | None = None, **extra: Any) -> dict[str, Any]:
-    stmt: dict[str, Any] = {"Effect": "Allow", "Action": action, "Resource": "*", **extra}
-    if principal is not None:
-        stmt["Principal"] = {"AWS": principal}
-    return stmt
-
-
-def deny(action: str | list[str], principal: str | None = None) -> dict[str, Any]:
-    return allow(action, principal) | {"Effect": "Deny"}
+TRUST = policy({"Effect": "Allow", "Principal": {"AWS": ROOT}, "Action": "sts:AssumeRole"})
 
 
 def session(

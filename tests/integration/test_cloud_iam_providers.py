@@ -2,80 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Any, NamedTuple
+from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config as BotoConfig
-from botocore.exceptions import ClientError
 
-from latchkey_testing import NodeHandle
+from latchkey_testing import ACCOUNT, Cloud, refused
 
-ACCOUNT = "000000000000"
 PRINT = "9e99a48a9960b14926bb7f3b02e22da2b0ab7280"
-
-
-class Cloud:
-    """The node plus every boto3 client a test made, closed before the node stops."""
-
-    def __init__(self, node: NodeHandle) -> None:
-        self.node = node
-        self._clients: list[Any] = []
-
-    def client(self, service: str, **creds: str) -> Any:
-        made = self.node.client(service, **creds)
-        self._clients.append(made)
-        return made
-
-    def unvalidated(self, service: str) -> Any:
-        """An admin client that sends what botocore would refuse, to see the server refuse it."""
-        admin = self.node.admin()
-        made = boto3.client(
-            service,
-            endpoint_url=self.node.info.cloud,
-            region_name="us-east-1",
-            verify=self.node.info.ca_bundle,
-            aws_access_key_id=admin["AccessKeyId"],
-            aws_secret_access_key=admin["SecretAccessKey"],
-            config=BotoConfig(retries={"max_attempts": 1}, proxies={}, parameter_validation=False),
-        )
-        self._clients.append(made)
-        return made
-
-    def close(self) -> None:
-        for made in self._clients:
-            made.close()
-
-
-@pytest.fixture
-def cloud(node: NodeHandle) -> Iterator[Cloud]:
-    made = Cloud(node)
-    yield made
-    made.close()
-
-
-@pytest.fixture
-def iam(cloud: Cloud) -> Any:
-    return cloud.client("iam")
-
-
-class Refusal(NamedTuple):
-    code: str
-    status: int
-    message: str
-
-
-def refused(call: Callable[..., Any], **kwargs: Any) -> Refusal:
-    """Call what must fail; keep only code/status/message (a kept ClientError holds the
-    connection open past the node's shutdown)."""
-    try:
-        call(**kwargs)
-    except ClientError as err:
-        resp = err.response
-        status = resp["ResponseMetadata"]["HTTPStatusCode"]
-        return Refusal(resp["Error"]["Code"], status, resp["Error"].get("Message", ""))
-    raise AssertionError(f"{getattr(call, '__name__', call)} succeeded")
 
 
 def arn_of(key: str) -> str:

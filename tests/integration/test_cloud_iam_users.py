@@ -6,79 +6,16 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
-import pytest
-from botocore.exceptions import ClientError
-
-from latchkey_testing import NodeHandle, aws, client_base_env
-
-ACCOUNT = "000000000000"
-
-
-class Cloud:
-    """The node plus every boto3 client a test made, closed before the node stops."""
-
-    def __init__(self, node: NodeHandle) -> None:
-        self.node = node
-        self._clients: list[Any] = []
-
-    def client(self, service: str, **creds: str) -> Any:
-        made = self.node.client(service, **creds)
-        self._clients.append(made)
-        return made
-
-    def as_key(self, service: str, key: dict[str, Any]) -> Any:
-        return self.client(
-            service,
-            aws_access_key_id=key["AccessKeyId"],
-            aws_secret_access_key=key["SecretAccessKey"],
-        )
-
-    def close(self) -> None:
-        for made in self._clients:
-            made.close()
-
-
-@pytest.fixture
-def cloud(node: NodeHandle) -> Iterator[Cloud]:
-    made = Cloud(node)
-    yield made
-    made.close()
-
-
-@pytest.fixture
-def iam(cloud: Cloud) -> Any:
-    return cloud.client("iam")
-
-
-class Refusal(NamedTuple):
-    code: str
-    status: int
-    message: str
-
-
-def refused(call: Callable[..., Any], **kwargs: Any) -> Refusal:
-    """Call what must fail; keep only code/status/message (a kept ClientError holds the
-    connection open past the node's shutdown)."""
-    try:
-        call(**kwargs)
-    except ClientError as err:
-        resp = err.response
-        status = resp["ResponseMetadata"]["HTTPStatusCode"]
-        return Refusal(resp["Error"]["Code"], status, resp["Error"].get("Message", ""))
-    raise AssertionError(f"{getattr(call, '__name__', call)} succeeded")
+from latchkey_testing import ACCOUNT, Cloud, NodeHandle, aws, client_base_env, policy, refused
 
 
 def allow(action: str | list[str], resource: str = "*") -> str:
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [{"Effect": "Allow", "Action": action, "Resource": resource}],
-        }
-    )
+    """A whole policy document (unlike ``latchkey_testing.allow``, one statement)."""
+    return policy({"Effect": "Allow", "Action": action, "Resource": resource})
 
 
 def user_arn(name: str, path: str = "/") -> str:

@@ -153,6 +153,10 @@ def _references(parsed: schema.Document) -> list[tuple[Loc, str, str]]:
         (("spec", "conditions", i), "AccessCondition", name)
         for i, name in enumerate(spec.conditions)
     ]
+    refs += [
+        (("spec", "trustProviders", i), "TrustProvider", name)
+        for i, name in enumerate(spec.trust_providers)
+    ]
     return refs
 
 

@@ -230,6 +230,34 @@ class TrustProvider:
     jwks_url: str | None = None  # default: the issuer's discovery document
     jwks: Mapping[str, object] | None = field(default=None, hash=False)  # inline keys
     audiences: tuple[str, ...] = ()  # when given, the token's aud must name one
+    facts: tuple[str, ...] = ()  # type "process": the facts /proc must have given
+
+    def attests(self, evidence: Evidence) -> str | None:
+        """None when this provider vouches for the caller, else why it does not."""
+        if self.type == "process":
+            process = evidence.process
+            if process is None:
+                return f"trust provider '{self.name}': the calling process could not be read"
+            missing = [
+                fact
+                for fact, value in (
+                    ("exe", process.exe),
+                    ("uid", process.uid >= 0),
+                    ("cmdline", process.cmdline),
+                    ("exeSha256", process.exe_sha256),
+                )
+                if fact in self.facts and not value
+            ]
+            if missing:
+                return f"trust provider '{self.name}': no {', '.join(missing)} for the process"
+            return None
+        if not evidence.token_presented:
+            return f"trust provider '{self.name}': no token presented"
+        result = evidence.tokens.get(self.name)
+        if result is None or result.claims is None:
+            why = result.error if result is not None and result.error else "not checked"
+            return f"trust provider '{self.name}': {why}"
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,6 +348,7 @@ class AccessPolicy:
     credential_provider: str  # the first (default) of credential_providers
     conditions: tuple[str, ...] = ()
     credential_providers: tuple[str, ...] = ()  # all of them, in order; empty: just the one
+    trust_providers: tuple[str, ...] = ()  # when given, one of them must attest the caller
 
     def select_provider(self, access_key_id: str | None) -> str:
         """The provider named by the client's placeholder access key id (case-insensitive),
@@ -353,7 +382,7 @@ class Config:
     @property
     def token_trust_providers(self) -> frozenset[str]:
         """The trust providers some client workload's token identity names."""
-        names: frozenset[str] = frozenset()
+        names: frozenset[str] = frozenset(t.name for t in self._policy_trust("oidc"))
         for client in self.client_workloads:
             names |= client.trust_providers
         return names
@@ -393,14 +422,22 @@ class Config:
         """Every client workload a caller (or a caller at an address) belongs to."""
         return tuple(c for c in self.client_workloads if c.matches(evidence))
 
+    def _policy_trust(self, kind: str) -> list[TrustProvider]:
+        names = {n for p in self.access_policies for n in p.trust_providers}
+        return [t for t in self.trust_providers if t.name in names and t.type == kind]
+
     @property
     def needs_process(self) -> bool:
-        """Whether any client workload is recognised by its process."""
-        return any(c.needs_process for c in self.client_workloads)
+        """Whether any client workload or policy needs the calling process."""
+        return any(c.needs_process for c in self.client_workloads) or bool(
+            self._policy_trust("process")
+        )
 
     @property
     def needs_exe_sha256(self) -> bool:
-        return any(c.needs_exe_sha256 for c in self.client_workloads)
+        return any(c.needs_exe_sha256 for c in self.client_workloads) or any(
+            "exeSha256" in t.facts for t in self._policy_trust("process")
+        )
 
     @property
     def needs_hostname(self) -> bool:

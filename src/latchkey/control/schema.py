@@ -259,6 +259,7 @@ class AccessPolicySpec(_Model):
     server: Name
     credential_provider: Name | None = Field(default=None, alias="credentialProvider")
     credential_providers: list[Name] | None = Field(default=None, alias="credentialProviders")
+    trust_providers: list[Name] = Field(default=[], alias="trustProviders")
     conditions: list[Name] = []
 
     @model_validator(mode="after")
@@ -409,6 +410,7 @@ class AccessPolicyDocument(_Document):
             credential_provider=self.spec.providers[0],
             conditions=tuple(self.spec.conditions),
             credential_providers=tuple(self.spec.credential_providers or ()),
+            trust_providers=tuple(self.spec.trust_providers),
         )
 
 
@@ -421,9 +423,13 @@ def _check_issuer(value: str) -> str:
     return _check_sts_endpoint(value)  # the same rule: https, or http on loopback only
 
 
+ProcessFact = Literal["exe", "uid", "cmdline", "exeSha256"]
+
+
 class TrustProviderSpec(_Model):
-    type: Literal["oidc"]
-    issuer: Annotated[str, AfterValidator(_check_issuer)]
+    type: Literal["oidc", "process"]
+    issuer: Annotated[str, AfterValidator(_check_issuer)] | None = None
+    facts: list[ProcessFact] | None = None  # process: what must have been read from /proc
     jwks_url: Annotated[str, AfterValidator(_check_issuer)] | None = Field(
         default=None, alias="jwksUrl"
     )
@@ -440,6 +446,10 @@ class TrustProviderSpec(_Model):
             raise ValueError("give at most one of jwksUrl, jwks, publicKey")
         if self.jwks is not None and not self.jwks.get("keys"):
             raise ValueError("jwks needs a non-empty 'keys' list")
+        if self.type == "oidc" and (self.issuer is None or self.facts is not None):
+            raise ValueError("an oidc trust provider needs issuer (and takes no facts)")
+        if self.type == "process" and (self.issuer is not None or given or self.audiences):
+            raise ValueError("a process trust provider takes only facts")
         return self
 
 
@@ -452,7 +462,8 @@ class TrustProviderDocument(_Document):
         return model.TrustProvider(
             name=self.metadata.name,
             type=spec.type,
-            issuer=spec.issuer,
+            issuer=spec.issuer or "",
+            facts=tuple(spec.facts or ["exe", "uid"]) if spec.type == "process" else (),
             jwks_url=spec.jwks_url,
             jwks=public_jwks_from_pem(spec.public_key) if spec.public_key else spec.jwks,
             audiences=tuple(spec.audiences),

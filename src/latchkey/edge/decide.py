@@ -46,15 +46,35 @@ def decide(config: Config, server: ServerWorkload, evidence: Evidence | str) -> 
             + (f" ({why})" if why else ""),
         )
     names = {c.name: c for c in clients}
+    unattested: list[str] = []
     for policy in config.policies_for(server.name):
         for client_name in policy.clients:
-            if client_name in names:
+            if client_name not in names:
+                continue
+            missing = _unattested(config, policy, evidence)
+            if missing is None:
                 return Allowed(names[client_name], policy)
+            unattested.append(f"access policy '{policy.name}' needs attestation ({missing})")
+    if unattested:
+        return Denied(Reason.IDENTITY_NOT_MATCHED, "; ".join(unattested))
     listed = ", ".join(sorted(names))
     return Denied(
         Reason.NO_MATCHING_POLICY,
         f"no access policy lets client workload(s) {listed} reach server workload '{server.name}'",
     )
+
+
+def _unattested(config: Config, policy: AccessPolicy, evidence: Evidence) -> str | None:
+    """None when the policy names no trust provider or one of them attests the caller."""
+    if not policy.trust_providers:
+        return None
+    reasons = []
+    for name in policy.trust_providers:
+        why = config.trust_provider(name).attests(evidence)
+        if why is None:
+            return None
+        reasons.append(why)
+    return "; ".join(reasons)
 
 
 def check_conditions(config: Config, allowed: Allowed, facts: RequestFacts) -> Denied | None:

@@ -68,6 +68,8 @@ class TrustVerifier:
         self._cache: dict[str, tuple[float, Mapping[str, object]]] = {}
 
     async def check(self, provider: TrustProvider, token: str) -> TokenCheck:
+        if provider.type != "oidc":
+            return TokenCheck(error=f"trust provider '{provider.name}' does not verify tokens")
         if len(token) > MAX_TOKEN_CHARS:
             return TokenCheck(error="token too long")
         try:

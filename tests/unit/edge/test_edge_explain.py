@@ -129,3 +129,67 @@ def test_rendered_steps(
     assert text.splitlines()[0].startswith("PASS  server workload")
     for line in lines:
         assert any(row.startswith(line) for row in text.splitlines()), (line, text)
+
+
+ATTESTED = load_config_text(
+    """\
+apiVersion: latchkey/v1
+kind: ServerWorkload
+metadata: {name: aws-kms}
+spec: {host: kms.us-east-1.amazonaws.com, port: 443, tls: true,
+       authentication: {method: http, scheme: aws-sigv4}}
+---
+apiVersion: latchkey/v1
+kind: CredentialProvider
+metadata: {name: fed}
+spec: {type: aws-sts-federation, roleArn: "arn:aws:iam::000000000000:role/r", audience: sts}
+---
+apiVersion: latchkey/v1
+kind: TrustProvider
+metadata: {name: local-process}
+spec: {type: process, facts: [exe, uid, exeSha256]}
+---
+apiVersion: latchkey/v1
+kind: ClientWorkload
+metadata: {name: loopback}
+spec: {identities: [{sourceCidr: 127.0.0.0/8}]}
+---
+apiVersion: latchkey/v1
+kind: AccessPolicy
+metadata: {name: attested}
+spec: {clients: [loopback], server: aws-kms, credentialProvider: fed,
+       trustProviders: [local-process]}
+"""
+)
+
+
+@pytest.mark.parametrize(
+    ("process", "allowed", "why"),
+    [
+        (None, False, "the calling process could not be read"),
+        (ProcessFacts(1, 0, "root", "/usr/bin/aws"), False, "no exeSha256 for the process"),
+        (ProcessFacts(1, 0, "root", "/usr/bin/aws", exe_sha256="ab" * 32), True, ""),
+    ],
+)
+def test_policy_needs_its_trust_provider_to_attest(
+    process: ProcessFacts | None, allowed: bool, why: str
+) -> None:
+    assert ATTESTED.needs_process
+    assert ATTESTED.needs_exe_sha256
+    server = ATTESTED.server_workload_for("kms.us-east-1.amazonaws.com", 443)
+    assert server is not None
+    decision = decide(ATTESTED, server, Evidence("127.0.0.1", process))
+    assert isinstance(decision, Allowed) is allowed
+    if not allowed:
+        assert why in decision.message  # type: ignore[union-attr]
+        assert "access policy 'attested' needs attestation" in decision.message  # type: ignore[union-attr]
+
+
+def test_a_process_trust_provider_takes_only_facts() -> None:
+    from latchkey.control.loader import ConfigError
+
+    with pytest.raises(ConfigError, match="takes only facts"):
+        load_config_text(
+            "apiVersion: latchkey/v1\nkind: TrustProvider\nmetadata: {name: p}\n"
+            "spec: {type: process, issuer: 'https://x.example'}\n"
+        )
