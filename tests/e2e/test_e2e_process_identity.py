@@ -122,3 +122,30 @@ def test_policy_demands_a_process_attestation(tmp_path: Path) -> None:
     finally:
         log = proc.stop()
     assert "allowed:attested-to-kms" in log
+
+
+def test_explain_takes_a_pid(tmp_path: Path) -> None:
+    import subprocess
+
+    from latchkey_testing import VENV_BIN
+
+    proc = start_with_config(tmp_path, clients(os.getuid()))
+    try:
+
+        def explain(pid: int) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [str(VENV_BIN / "latchkey"), "explain", "--data-dir", str(proc.data_dir),
+                 "--host", "kms.us-east-1.amazonaws.com", "--pid", str(pid)],
+                capture_output=True, text=True, timeout=30, check=False,
+            )  # fmt: skip
+
+        mine = explain(os.getpid())  # this pytest process runs the venv's python
+        other = explain(os.getppid() if os.getppid() > 1 else 1)
+    finally:
+        proc.stop()
+    assert mine.returncode == 0, mine.stdout + mine.stderr
+    assert "PASS  identity         ClientWorkload 'python-tools' matches" in mine.stdout
+    assert mine.stdout.splitlines()[-1] == "ALLOWED"
+    if "python" not in os.path.realpath(f"/proc/{os.getppid()}/exe"):
+        assert other.returncode == 3
+        assert "does not match" in other.stdout
