@@ -3,76 +3,12 @@ request validation, as the real services answer them (real boto3, real TLS)."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterator
-from typing import Any, NamedTuple
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from botocore.exceptions import ClientError
 
-from latchkey_testing import NodeHandle
-
-ACCOUNT = "000000000000"
-ROOT = f"arn:aws:iam::{ACCOUNT}:root"
-AUDIENCE = "sts.amazonaws.com"
-
-
-class Cloud:
-    """The node plus every boto3 client a test made, closed before the node stops."""
-
-    def __init__(self, node: NodeHandle) -> None:
-        self.node = node
-        self._clients: list[Any] = []
-
-    def client(self, service: str, **creds: str) -> Any:
-        made = self.node.client(service, **creds)
-        self._clients.append(made)
-        return made
-
-    def close(self) -> None:
-        for made in self._clients:
-            made.close()
-
-
-@pytest.fixture
-def cloud(node: NodeHandle) -> Iterator[Cloud]:
-    made = Cloud(node)
-    yield made
-    made.close()
-
-
-class Refusal(NamedTuple):
-    code: str
-    status: int
-    message: str
-
-
-def refused(call: Callable[..., Any], **kwargs: Any) -> Refusal:
-    """Call what must fail; keep only code/status/message (the ClientError's traceback holds
-    the HTTP connection open, and the node does not close live connections when it stops)."""
-    try:
-        call(**kwargs)
-    except ClientError as err:
-        resp = err.response
-        status = resp["ResponseMetadata"]["HTTPStatusCode"]
-        return Refusal(resp["Error"]["Code"], status, resp["Error"].get("Message", ""))
-    raise AssertionError(f"{getattr(call, '__name__', call)} succeeded")
-
-
-def policy(*statements: dict[str, Any]) -> str:
-    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
-
-
-def allow(action: str | list[str], principal: str | None = None, **extra: Any) -> dict[str, Any]:
-    stmt: dict[str, Any] = {"Effect": "Allow", "Action": action, "Resource": "*", **extra}
-    if principal is not None:
-        stmt["Principal"] = {"AWS": principal}
-    return stmt
-
-
-def deny(action: str, principal: str | None = None) -> dict[str, Any]:
-    return allow(action, principal) | {"Effect": "Deny"}
+from latchkey_testing import ACCOUNT, AUDIENCE, ROOT, Cloud, allow, deny, policy, refused
 
 
 def role_session(cloud: Cloud, name: str, inline: str | None = None) -> tuple[Any, str]:
@@ -91,11 +27,7 @@ def role_session(cloud: Cloud, name: str, inline: str | None = None) -> tuple[An
     resp = cloud.client("sts").assume_role_with_web_identity(
         RoleArn=arn, RoleSessionName="s1", WebIdentityToken=issuer.mint("app", AUDIENCE)
     )
-    c = resp["Credentials"]
-    kms = cloud.client("kms", aws_access_key_id=c["AccessKeyId"],
-                       aws_secret_access_key=c["SecretAccessKey"],
-                       aws_session_token=c["SessionToken"])  # fmt: skip
-    return kms, arn
+    return cloud.as_key("kms", resp["Credentials"]), arn
 
 
 def admin_key(cloud: Cloud, key_policy: str | None = None) -> str:

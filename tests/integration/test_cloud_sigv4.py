@@ -10,7 +10,7 @@ import datetime as dt
 import http.client
 import json
 import ssl
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, NamedTuple
 from unittest import mock
 from urllib.parse import urlsplit
@@ -21,38 +21,13 @@ import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
-from botocore.exceptions import ClientError
 
-from latchkey_testing import NodeHandle
+import latchkey_testing
+from latchkey_testing import FORM, Cloud
 
 KMS_JSON = "application/x-amz-json-1.1"
-FORM = "application/x-www-form-urlencoded; charset=utf-8"
 CALLER_IDENTITY = b"Action=GetCallerIdentity&Version=2011-06-15"
 BAD_SIGNATURE = "The request signature we calculated does not match the signature you provided."
-
-
-class Cloud:
-    """The node plus every boto3 client a test made, closed before the node stops."""
-
-    def __init__(self, node: NodeHandle) -> None:
-        self.node = node
-        self._clients: list[Any] = []
-
-    def client(self, service: str, **creds: str) -> Any:
-        made = self.node.client(service, **creds)
-        self._clients.append(made)
-        return made
-
-    def close(self) -> None:
-        for made in self._clients:
-            made.close()
-
-
-@pytest.fixture
-def cloud(node: NodeHandle) -> Iterator[Cloud]:
-    made = Cloud(node)
-    yield made
-    made.close()
 
 
 class Answer(NamedTuple):
@@ -62,15 +37,9 @@ class Answer(NamedTuple):
 
 
 def refused(call: Callable[..., Any], **kwargs: Any) -> Answer:
-    """Call what must fail; keep only status/code/message (the ClientError's traceback holds
-    the HTTP connection open, and the node does not close live connections when it stops)."""
-    try:
-        call(**kwargs)
-    except ClientError as err:
-        resp = err.response
-        status = resp["ResponseMetadata"]["HTTPStatusCode"]
-        return Answer(status, resp["Error"]["Code"], resp["Error"].get("Message", ""))
-    raise AssertionError(f"{getattr(call, '__name__', call)} succeeded")
+    """``latchkey_testing.refused``, as this module's status/code/message ``Answer``."""
+    err = latchkey_testing.refused(call, **kwargs)
+    return Answer(err.status, err.code, err.message)
 
 
 def admin_creds(cloud: Cloud, **override: str) -> Credentials:

@@ -8,54 +8,15 @@ import base64
 import json
 import sqlite3
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
-import boto3
-import pytest
 from botocore.config import Config as BotoConfig
-from botocore.exceptions import ClientError
 
-from latchkey_testing import NodeHandle
+from latchkey_testing import Cloud, NodeHandle, error_response
 
 ROLE_ARN = "arn:aws:iam::000000000000:role/latchkey-kms"
 PLAINTEXT = b"latchkey-storage-plaintext-5e1d"
-
-
-class Cloud:
-    """The node plus every boto3 client a test made, closed before the node stops."""
-
-    def __init__(self, node: NodeHandle) -> None:
-        self.node = node
-        self._clients: list[Any] = []
-
-    def client(self, service: str, **creds: str) -> Any:
-        made = self.node.client(service, **creds)
-        self._clients.append(made)
-        return made
-
-    def no_retry_kms(self) -> Any:
-        """Admin KMS client that does not retry a 500 (one call, one answer, one event)."""
-        admin = self.node.admin()
-        made = boto3.client(
-            "kms", endpoint_url=self.node.info.cloud, region_name="us-east-1",
-            verify=self.node.info.ca_bundle, aws_access_key_id=admin["AccessKeyId"],
-            aws_secret_access_key=admin["SecretAccessKey"],
-            config=BotoConfig(retries={"total_max_attempts": 1}, proxies={}),
-        )  # fmt: skip
-        self._clients.append(made)
-        return made
-
-    def close(self) -> None:
-        for made in self._clients:
-            made.close()
-
-
-@pytest.fixture
-def cloud(node: NodeHandle) -> Iterator[Cloud]:
-    made = Cloud(node)
-    yield made
-    made.close()
 
 
 class Refusal(NamedTuple):
@@ -65,15 +26,14 @@ class Refusal(NamedTuple):
 
 
 def refused(call: Callable[..., Any], **kwargs: Any) -> Refusal:
-    """Call what must fail; keep only code/status/body (the ClientError's traceback holds
-    the HTTP connection open, and the node does not close live connections when it stops)."""
-    try:
-        call(**kwargs)
-    except ClientError as err:
-        resp = err.response
-        status = resp["ResponseMetadata"]["HTTPStatusCode"]
-        return Refusal(resp["Error"]["Code"], status, dict(resp))
-    raise AssertionError(f"{getattr(call, '__name__', call)} succeeded")
+    """Call what must fail; keep only code/status/body (see ``error_response``)."""
+    resp = error_response(call, **kwargs)
+    return Refusal(resp["Error"]["Code"], resp["ResponseMetadata"]["HTTPStatusCode"], resp)
+
+
+def no_retry_kms(cloud: Cloud) -> Any:
+    """Admin KMS client that does not retry a 500 (one call, one answer, one event)."""
+    return cloud.client("kms", BotoConfig(retries={"total_max_attempts": 1}, proxies={}))
 
 
 def store_bytes(node: NodeHandle) -> bytes:
@@ -138,7 +98,7 @@ def test_secret_files_are_private(cloud: Cloud) -> None:
 
 
 def test_material_moved_to_another_key_is_refused(cloud: Cloud) -> None:
-    kms = cloud.no_retry_kms()
+    kms = no_retry_kms(cloud)
     key_a = kms.create_key()["KeyMetadata"]["KeyId"]
     key_b = kms.create_key()["KeyMetadata"]["KeyId"]
     blob_b = kms.encrypt(KeyId=key_b, Plaintext=PLAINTEXT)["CiphertextBlob"]
@@ -169,9 +129,7 @@ def test_audit_trail(cloud: Cloud) -> None:
     admin = cloud.client("kms")
     key_id = admin.create_key(Description="audited")["KeyMetadata"]["KeyId"]
     token, creds = assume(cloud)
-    session = cloud.client("kms", aws_access_key_id=creds["AccessKeyId"],
-                           aws_secret_access_key=creds["SecretAccessKey"],
-                           aws_session_token=creds["SessionToken"])  # fmt: skip
+    session = cloud.as_key("kms", creds)
     blob = session.encrypt(KeyId=key_id, Plaintext=PLAINTEXT, EncryptionContext={"app": "t"})
     blob = blob["CiphertextBlob"]
     plain = session.decrypt(CiphertextBlob=blob, EncryptionContext={"app": "t"})["Plaintext"]
@@ -181,9 +139,7 @@ def test_audit_trail(cloud: Cloud) -> None:
     refused(admin.encrypt, KeyId="00000000-0000-4000-8000-000000000000", Plaintext=PLAINTEXT)
     refused(cloud.client("sts").assume_role_with_web_identity, RoleArn=ROLE_ARN,
             RoleSessionName="xx", WebIdentityToken=token + "x")  # fmt: skip
-    cloud.client("sts", aws_access_key_id=creds["AccessKeyId"],
-                 aws_secret_access_key=creds["SecretAccessKey"],
-                 aws_session_token=creds["SessionToken"]).get_caller_identity()  # fmt: skip
+    cloud.as_key("sts", creds).get_caller_identity()
 
     events = audit_events(node)[before:]
     assert [(e["eventSource"], e["eventName"], e.get("errorCode")) for e in events] == [

@@ -8,25 +8,23 @@ import datetime as dt
 import json
 import re
 import secrets
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from test_cloud_sts import (
+
+from latchkey_testing import (
     ACCOUNT,
     AUDIENCE,
+    ROOT,
     Cloud,
+    add_sts_role,
     creds_of,
-    open_cloud,
     open_fake_issuer,
     post_raw,
     provider_arn,
     refused,
 )
 
-from latchkey_testing import NodeHandle
-
-ROOT = f"arn:aws:iam::{ACCOUNT}:root"
 CHAIN_LIMIT = (
     "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role "
     "chaining."
@@ -36,9 +34,9 @@ S3_READ = json.dumps({"Version": "2012-10-17", "Statement": [
 
 
 @pytest.fixture
-def cloud(node: NodeHandle) -> Iterator[Cloud]:
-    with open_cloud(node) as made:
-        yield made
+def cloud(cloud: Cloud) -> Cloud:
+    """The shared ``cloud`` with role ``sts-test`` (see ``add_sts_role``)."""
+    return add_sts_role(cloud)
 
 
 def aws_trust(
@@ -146,7 +144,7 @@ def test_duration_limits(cloud: Cloud) -> None:
     assert err.message == (
         "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."
     )
-    raw = cloud.unvalidated_client("sts")
+    raw = cloud.unvalidated("sts")
     err = refused(raw.assume_role, RoleArn=arn, RoleSessionName="s1", DurationSeconds=899)
     assert err.message == (
         "1 validation error detected: Value '899' at 'durationSeconds' failed to satisfy "
@@ -195,7 +193,7 @@ def test_chained_session_needs_the_trust_or_an_identity_allow(cloud: Cloud) -> N
 @pytest.mark.parametrize("name", ["a", "x" * 65, "has space", "sessi\u00f3n", "a/b"])
 def test_invalid_session_names(cloud: Cloud, name: str) -> None:
     arn = make_role(cloud, "ops")
-    err = refused(cloud.unvalidated_client("sts").assume_role, RoleArn=arn, RoleSessionName=name)
+    err = refused(cloud.unvalidated("sts").assume_role, RoleArn=arn, RoleSessionName=name)
     assert err[:2] == ("ValidationError", 400)
     assert err.message.startswith("1 validation error detected: Value ")
     assert "at 'roleSessionName' failed to satisfy constraint: Member must" in err.message
@@ -258,7 +256,7 @@ def test_source_identity_needs_set_source_identity_in_the_trust(cloud: Cloud) ->
 @pytest.mark.parametrize("value", ["a", "x" * 65, "has space", "aws:reserved"])
 def test_invalid_source_identity(cloud: Cloud, value: str) -> None:
     arn = make_role(cloud, "si", aws_trust(actions=["sts:AssumeRole", "sts:SetSourceIdentity"]))
-    err = refused(cloud.unvalidated_client("sts").assume_role, RoleArn=arn,
+    err = refused(cloud.unvalidated("sts").assume_role, RoleArn=arn,
                   RoleSessionName="s1", SourceIdentity=value)  # fmt: skip
     assert err[:2] == ("ValidationError", 400)
     assert "at 'sourceIdentity' failed to satisfy constraint" in err.message
@@ -308,7 +306,7 @@ def test_more_than_ten_policy_arns_is_a_validation_error(cloud: Cloud) -> None:
 )
 def test_policy_arns_must_be_policy_arns(cloud: Cloud, bad: str) -> None:
     arn = make_role(cloud, "ops")
-    err = refused(cloud.unvalidated_client("sts").assume_role, RoleArn=arn,
+    err = refused(cloud.unvalidated("sts").assume_role, RoleArn=arn,
                   RoleSessionName="s1", PolicyArns=[{"arn": bad}])  # fmt: skip
     assert err[:2] == ("ValidationError", 400)
 
@@ -436,7 +434,7 @@ def test_get_session_token_for_root_is_capped_at_one_hour(
 
 @pytest.mark.parametrize("duration", [899, 129601])
 def test_get_session_token_duration_bounds(cloud: Cloud, duration: int) -> None:
-    err = refused(cloud.unvalidated_client("sts").get_session_token, DurationSeconds=duration)
+    err = refused(cloud.unvalidated("sts").get_session_token, DurationSeconds=duration)
     assert err[:2] == ("ValidationError", 400)
     assert "at 'durationSeconds' failed to satisfy constraint" in err.message
 

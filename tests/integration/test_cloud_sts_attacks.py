@@ -15,7 +15,9 @@ from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 import pytest
-from test_cloud_sts import (
+
+from latchkey.crypto.jwk import SigningKey
+from latchkey_testing import (
     ACCOUNT,
     AUDIENCE,
     FAKE_ROLE_ARN,
@@ -25,18 +27,15 @@ from test_cloud_sts import (
     Cloud,
     FakeIssuer,
     TrapServer,
+    add_sts_role,
     b64url,
     node_ca,
-    open_cloud,
     open_fake_issuer,
     post_raw,
     provider_arn,
     trust_document,
     unb64,
 )
-
-from latchkey.crypto.jwk import SigningKey
-from latchkey_testing import NodeHandle
 
 NO_KEY = (
     "Couldn't retrieve verification key from your identity provider, please reference "
@@ -45,9 +44,9 @@ NO_KEY = (
 
 
 @pytest.fixture
-def cloud(node: NodeHandle) -> Iterator[Cloud]:
-    with open_cloud(node) as made:
-        yield made
+def cloud(cloud: Cloud) -> Cloud:
+    """The shared ``cloud`` with role ``sts-test`` (see ``add_sts_role``)."""
+    return add_sts_role(cloud)
 
 
 @pytest.fixture

@@ -6,24 +6,22 @@ holds a secret) never reach responseElements."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from test_cloud_sts import (
+
+from latchkey.cloud.app import _redacted
+from latchkey_testing import (
     ACCOUNT,
     FAKE_ROLE_ARN,
+    ROOT,
     Cloud,
+    add_sts_role,
     creds_of,
-    open_cloud,
     open_fake_issuer,
     refused,
 )
 
-from latchkey.cloud.app import _redacted
-from latchkey_testing import NodeHandle
-
-ROOT = f"arn:aws:iam::{ACCOUNT}:root"
 TRUST = json.dumps({"Version": "2012-10-17", "Statement": [{
     "Effect": "Allow", "Principal": {"AWS": ROOT},
     "Action": ["sts:AssumeRole", "sts:SetSourceIdentity"]}]})  # fmt: skip
@@ -32,9 +30,9 @@ POLICY = json.dumps({"Version": "2012-10-17", "Statement": [
 
 
 @pytest.fixture
-def cloud(node: NodeHandle) -> Iterator[Cloud]:
-    with open_cloud(node) as made:
-        yield made
+def cloud(cloud: Cloud) -> Cloud:
+    """The shared ``cloud`` with role ``sts-test`` (see ``add_sts_role``)."""
+    return add_sts_role(cloud)
 
 
 def audit_text(cloud: Cloud) -> str:

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_cloud_sts import FakeIssuer
 
 from latchkey.cloud.sts.discovery import (
     CACHE_SECONDS,
@@ -23,6 +22,7 @@ from latchkey.cloud.sts.discovery import (
     RefreshLimited,
 )
 from latchkey.crypto.x509 import CertificateAuthority, client_ssl_context, load_or_create_ca
+from latchkey_testing import FakeIssuer
 
 DISCOVERY = "/.well-known/openid-configuration"
 

@@ -4,31 +4,30 @@ stop working, and that only their own session token goes with them (real boto3, 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from test_cloud_sts import (
+
+from latchkey_testing import (
     ACCOUNT,
     AUDIENCE,
     ROLE_ARN,
     ROLE_NAME,
     SUBJECT,
     Cloud,
+    SettableClock,
+    add_sts_role,
     creds_of,
-    open_cloud,
     refused,
 )
-
-from latchkey_testing import NodeHandle, SettableClock
 
 ASSUMED = f"arn:aws:sts::{ACCOUNT}:assumed-role/{ROLE_NAME}/app-session"
 
 
 @pytest.fixture
-def cloud(node: NodeHandle) -> Iterator[Cloud]:
-    with open_cloud(node) as made:
-        yield made
+def cloud(cloud: Cloud) -> Cloud:
+    """The shared ``cloud`` with role ``sts-test`` (see ``add_sts_role``)."""
+    return add_sts_role(cloud)
 
 
 def assume(cloud: Cloud, **extra: Any) -> Any:
