@@ -90,6 +90,14 @@ def delete_conflict(message: str) -> AwsError:
     return AwsError("DeleteConflict", message, 409)
 
 
+def refuse_delete_with_policies(owner: RoleRecord | UserRecord) -> None:
+    """A role or user must lose its inline and attached policies before it is deleted."""
+    if owner.inline_policies:
+        raise delete_conflict("Cannot delete entity, must delete policies first.")
+    if owner.attached_policies:
+        raise delete_conflict("Cannot delete entity, must detach all policies first.")
+
+
 def limit_exceeded(message: str) -> AwsError:
     return AwsError("LimitExceeded", message, 409)
 

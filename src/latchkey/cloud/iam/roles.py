@@ -25,6 +25,7 @@ from latchkey.cloud.iam.common import (
     path_prefix_param,
     policy_chars,
     policy_text,
+    refuse_delete_with_policies,
     unique_id,
     validation,
 )
@@ -129,10 +130,7 @@ async def list_roles(call: Call) -> dict[str, Any]:
 
 async def delete_role(call: Call) -> dict[str, Any]:
     role = load_role(call, "iam:DeleteRole")
-    if role.inline_policies:
-        raise delete_conflict("Cannot delete entity, must delete policies first.")
-    if role.attached_policies:
-        raise delete_conflict("Cannot delete entity, must detach all policies first.")
+    refuse_delete_with_policies(role)
     try:
         call.store.delete_role(role.name)
     except InUse:

@@ -19,6 +19,7 @@ from latchkey.cloud.iam.common import (
     paginate,
     path_param,
     path_prefix_param,
+    refuse_delete_with_policies,
     unique_id,
 )
 from latchkey.cloud.iam.tags import add_tags, tag_keys_param, tags_param, tags_shape
@@ -101,10 +102,7 @@ async def list_users(call: Call) -> dict[str, Any]:
 
 async def delete_user(call: Call) -> dict[str, Any]:
     user = load_user(call, "iam:DeleteUser")
-    if user.inline_policies:
-        raise delete_conflict("Cannot delete entity, must delete policies first.")
-    if user.attached_policies:
-        raise delete_conflict("Cannot delete entity, must detach all policies first.")
+    refuse_delete_with_policies(user)
     if call.store.list_access_keys(user.arn):
         raise delete_conflict("Cannot delete entity, must delete access keys first.")
     try:

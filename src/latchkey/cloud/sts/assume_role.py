@@ -12,7 +12,6 @@ by root accounts"): the root user's key is the only long-term key a fresh node h
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from typing import Any
 
@@ -32,7 +31,7 @@ from latchkey.cloud.sts.common import (
     session_policy_context,
     source_identity,
 )
-from latchkey.cloud.sts.session import assumed_role_user, issue, role_by_arn
+from latchkey.cloud.sts.session import assumed_role_user, issue_role_session, role_by_arn
 
 ACTION = "sts:AssumeRole"
 DENIED = ("AccessDenied", 403)
@@ -110,11 +109,6 @@ async def assume_role(call: Call) -> dict[str, Any]:
             "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed "
             "by role chaining.",
         )
-    if seconds > role.max_session_duration:
-        raise AwsError(
-            "ValidationError",
-            "The requested DurationSeconds exceeds the MaxSessionDuration set for this role.",
-        )
     now = call.clock.now()
     user = assumed_role_user(call, role, name)
     context: dict[str, Any] = {
@@ -126,14 +120,8 @@ async def assume_role(call: Call) -> dict[str, Any]:
         "created": iso(now),
         **session_policy_context(policy, arns),
     }
-    if source is not None:
-        context["source_identity"] = source
-    credentials = issue(
-        call,
-        principal_arn=user["Arn"],
-        role_arn=role.arn,
-        expiration=now + dt.timedelta(seconds=seconds),
-        context=context,
+    credentials = issue_role_session(
+        call, role, user, seconds=seconds, context=context, source=source
     )
     return {
         "Credentials": credentials,

@@ -58,6 +58,32 @@ def issue(
     }
 
 
+def issue_role_session(
+    call: Call,
+    role: RoleRecord,
+    user: dict[str, str],
+    *,
+    seconds: int,
+    context: dict[str, Any],
+    source: str | None,
+) -> dict[str, str]:
+    """Check the duration against the role, record SourceIdentity, issue the credentials."""
+    if seconds > role.max_session_duration:
+        raise AwsError(
+            "ValidationError",
+            "The requested DurationSeconds exceeds the MaxSessionDuration set for this role.",
+        )
+    if source is not None:
+        context["source_identity"] = source
+    return issue(
+        call,
+        principal_arn=user["Arn"],
+        role_arn=role.arn,
+        expiration=call.clock.now() + dt.timedelta(seconds=seconds),
+        context=context,
+    )
+
+
 def role_by_arn(call: Call, arn: str) -> RoleRecord | None:
     """The role an ARN names in this account, or ``None`` (also for a path that differs)."""
     if not arn.startswith(f"arn:aws:iam::{call.account}:role/"):

@@ -37,7 +37,7 @@ from latchkey.cloud.sts.common import (
     source_identity,
 )
 from latchkey.cloud.sts.discovery import DiscoveryError, IssuerKeys, RefreshLimited
-from latchkey.cloud.sts.session import assumed_role_user, issue, role_by_arn
+from latchkey.cloud.sts.session import assumed_role_user, issue_role_session, role_by_arn
 from latchkey.crypto.jwt import (
     ALLOWED_ALGORITHMS,
     InvalidToken,
@@ -250,11 +250,6 @@ async def assume_role_with_web_identity(call: Call) -> dict[str, Any]:
             raise AwsError("AccessDenied", "Not authorized to perform sts:SetSourceIdentity", 403)
 
     seconds = duration if duration is not None else 3600
-    if seconds > role.max_session_duration:
-        raise AwsError(
-            "ValidationError",
-            "The requested DurationSeconds exceeds the MaxSessionDuration set for this role.",
-        )
     now = call.clock.now()
     user = assumed_role_user(call, role, name)
     subject = str(claims["sub"])
@@ -269,14 +264,8 @@ async def assume_role_with_web_identity(call: Call) -> dict[str, Any]:
         "created": iso(now),
         **session_policy_context(policy, arns),
     }  # fmt: skip
-    if source is not None:
-        context["source_identity"] = source
-    credentials = issue(
-        call,
-        principal_arn=user["Arn"],
-        role_arn=role.arn,
-        expiration=now + dt.timedelta(seconds=seconds),
-        context=context,
+    credentials = issue_role_session(
+        call, role, user, seconds=seconds, context=context, source=source
     )
     return {
         "Credentials": credentials,
