@@ -42,10 +42,18 @@ class KmsKeyRecord:
     description: str
     key_spec: str
     key_usage: str
-    state: str
-    origin: str
+    state: str  # Enabled | Disabled | PendingDeletion | PendingImport
+    origin: str  # AWS_KMS | EXTERNAL
     policy: str
-    current_version: int
+    current_version: int  # 0 while an EXTERNAL key has no material yet
+    deletion_date: float | None = None  # PendingDeletion: when the sweeper deletes it
+    pending_window_days: int | None = None
+    rotation_period_days: int | None = None  # automatic rotation on when set
+    next_rotation: float | None = None
+    valid_to: float | None = None  # imported material that expires
+    expiration_model: str | None = None  # KEY_MATERIAL_EXPIRES | KEY_MATERIAL_DOES_NOT_EXPIRE
+    last_used: float | None = None  # last successful cryptographic operation
+    last_used_operation: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +62,8 @@ class KeyMaterialRecord:
     version: int
     wrapped: bytes = field(repr=False)
     created: float
+    rotation_type: str | None = None  # None for the first material; AUTOMATIC | ON_DEMAND
+    imported: bool = False  # EXTERNAL material (deleted by DeleteImportedKeyMaterial)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,11 +142,18 @@ class AccessKeyRecord:
 
 
 class Store(Protocol):
-    # kms
-    def save_kms_key(self, key: KmsKeyRecord, material: KeyMaterialRecord) -> None: ...
+    # kms keys and their material versions (material is wrapped by the root key)
+    def save_kms_key(self, key: KmsKeyRecord, material: KeyMaterialRecord | None) -> None: ...
+    def update_kms_key(self, key: KmsKeyRecord) -> bool: ...  # every column but key_id
     def load_kms_key(self, key_id: str) -> KmsKeyRecord | None: ...
     def list_kms_keys(self, account: str, region: str) -> list[KmsKeyRecord]: ...
+    def delete_kms_key(self, key_id: str) -> bool: ...  # with its material (dependents cascade)
+    def save_key_material(
+        self, material: KeyMaterialRecord, key: KmsKeyRecord | None = None
+    ) -> None: ...  # with ``key``: the key record is updated in the same transaction
     def load_key_material(self, key_id: str, version: int) -> KeyMaterialRecord | None: ...
+    def list_key_materials(self, key_id: str) -> list[KeyMaterialRecord]: ...
+    def delete_key_materials(self, key_id: str, *, imported_only: bool = False) -> int: ...
 
     # iam: OIDC providers (Conflict on a duplicate ARN or URL)
     def save_oidc_provider(self, provider: OidcProviderRecord) -> None: ...

@@ -15,8 +15,6 @@ from collections.abc import Sequence
 from latchkey.store.base import (
     AccessKeyRecord,
     InUse,
-    KeyMaterialRecord,
-    KmsKeyRecord,
     LimitReached,
     ManagedPolicyRecord,
     OidcProviderRecord,
@@ -26,19 +24,10 @@ from latchkey.store.base import (
     UserRecord,
     tag_key_match,
 )
+from latchkey.store.kms import KMS_ADDED_COLUMNS, KMS_SCHEMA, KmsTables
 from latchkey.store.sqlitedb import SqliteDatabase
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS kms_keys (
-    key_id TEXT PRIMARY KEY, arn TEXT NOT NULL, account TEXT NOT NULL, region TEXT NOT NULL,
-    created REAL NOT NULL, description TEXT NOT NULL, key_spec TEXT NOT NULL,
-    key_usage TEXT NOT NULL, state TEXT NOT NULL, origin TEXT NOT NULL, policy TEXT NOT NULL,
-    current_version INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS kms_key_material (
-    key_id TEXT NOT NULL REFERENCES kms_keys(key_id), version INTEGER NOT NULL,
-    wrapped BLOB NOT NULL, created REAL NOT NULL, PRIMARY KEY (key_id, version)
-);
 CREATE TABLE IF NOT EXISTS iam_oidc_providers (
     arn TEXT PRIMARY KEY, url TEXT NOT NULL UNIQUE, client_ids TEXT NOT NULL,
     thumbprints TEXT NOT NULL, created REAL NOT NULL
@@ -108,46 +97,11 @@ def _under(path: str, prefix: str) -> bool:
     return path.startswith(prefix)
 
 
-class SqliteStore(SqliteDatabase):
+class SqliteStore(KmsTables, SqliteDatabase):
     """The local cloud's state: KMS keys and material, IAM, access keys."""
 
-    SCHEMA = SCHEMA
-    ADDED_COLUMNS = ADDED_COLUMNS
-
-    # -- kms ------------------------------------------------------------------------------
-
-    def save_kms_key(self, key: KmsKeyRecord, material: KeyMaterialRecord) -> None:
-        with self._write() as db:
-            db.execute(
-                "INSERT INTO kms_keys VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    key.key_id, key.arn, key.account, key.region, key.created, key.description,
-                    key.key_spec, key.key_usage, key.state, key.origin, key.policy,
-                    key.current_version,
-                ),
-            )  # fmt: skip
-            db.execute(
-                "INSERT INTO kms_key_material VALUES (?,?,?,?)",
-                (material.key_id, material.version, material.wrapped, material.created),
-            )
-
-    def load_kms_key(self, key_id: str) -> KmsKeyRecord | None:
-        rows = self._rows("SELECT * FROM kms_keys WHERE key_id = ?", key_id)
-        return KmsKeyRecord(**dict(rows[0])) if rows else None
-
-    def list_kms_keys(self, account: str, region: str) -> list[KmsKeyRecord]:
-        rows = self._rows(
-            "SELECT * FROM kms_keys WHERE account = ? AND region = ? ORDER BY created, key_id",
-            account,
-            region,
-        )
-        return [KmsKeyRecord(**dict(r)) for r in rows]
-
-    def load_key_material(self, key_id: str, version: int) -> KeyMaterialRecord | None:
-        rows = self._rows(
-            "SELECT * FROM kms_key_material WHERE key_id = ? AND version = ?", key_id, version
-        )
-        return KeyMaterialRecord(**dict(rows[0])) if rows else None
+    SCHEMA = KMS_SCHEMA + SCHEMA
+    ADDED_COLUMNS = KMS_ADDED_COLUMNS + ADDED_COLUMNS
 
     # -- iam: tags ------------------------------------------------------------------------
 

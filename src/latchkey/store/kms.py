@@ -1,0 +1,134 @@
+"""KMS keys and their material versions in the cloud's SQLite store.
+
+Material is stored only wrapped by the root key (the record id bound as AAD). Tables of things
+that hang off a key (aliases, tags, grants, import tokens) reference ``kms_keys`` with
+``ON DELETE CASCADE``, so deleting a key removes them in the same transaction.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import fields
+
+from latchkey.store.base import KeyMaterialRecord, KmsKeyRecord
+from latchkey.store.sqlitedb import SqliteDatabase
+
+KMS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS kms_keys (
+    key_id TEXT PRIMARY KEY, arn TEXT NOT NULL, account TEXT NOT NULL, region TEXT NOT NULL,
+    created REAL NOT NULL, description TEXT NOT NULL, key_spec TEXT NOT NULL,
+    key_usage TEXT NOT NULL, state TEXT NOT NULL, origin TEXT NOT NULL, policy TEXT NOT NULL,
+    current_version INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS kms_keys_by_place ON kms_keys (account, region, created);
+CREATE TABLE IF NOT EXISTS kms_key_material (
+    key_id TEXT NOT NULL REFERENCES kms_keys(key_id), version INTEGER NOT NULL,
+    wrapped BLOB NOT NULL, created REAL NOT NULL, PRIMARY KEY (key_id, version)
+);
+"""
+
+KMS_ADDED_COLUMNS = (
+    ("kms_keys", "deletion_date", "REAL"),
+    ("kms_keys", "pending_window_days", "INTEGER"),
+    ("kms_keys", "rotation_period_days", "INTEGER"),
+    ("kms_keys", "next_rotation", "REAL"),
+    ("kms_keys", "valid_to", "REAL"),
+    ("kms_keys", "expiration_model", "TEXT"),
+    ("kms_keys", "last_used", "REAL"),
+    ("kms_keys", "last_used_operation", "TEXT"),
+    ("kms_key_material", "rotation_type", "TEXT"),
+    ("kms_key_material", "imported", "INTEGER NOT NULL DEFAULT 0"),
+)
+
+KEY_COLUMNS = tuple(f.name for f in fields(KmsKeyRecord))
+MATERIAL_COLUMNS = tuple(f.name for f in fields(KeyMaterialRecord))
+_UPDATED = [c for c in KEY_COLUMNS if c != "key_id"]
+
+# Built from the record fields, never from input.
+KEY_SELECT = f"SELECT {', '.join(KEY_COLUMNS)} FROM kms_keys"  # noqa: S608
+KEY_INSERT = (
+    f"INSERT INTO kms_keys ({', '.join(KEY_COLUMNS)}) VALUES ({', '.join('?' * len(KEY_COLUMNS))})"  # noqa: S608
+)
+KEY_UPDATE = f"UPDATE kms_keys SET {', '.join(f'{c} = ?' for c in _UPDATED)} WHERE key_id = ?"  # noqa: S608
+MATERIAL_SELECT = f"SELECT {', '.join(MATERIAL_COLUMNS)} FROM kms_key_material"  # noqa: S608
+MATERIAL_INSERT = f"INSERT INTO kms_key_material ({', '.join(MATERIAL_COLUMNS)}) VALUES ({', '.join('?' * len(MATERIAL_COLUMNS))})"  # noqa: S608, E501
+
+
+def _key_row(key: KmsKeyRecord) -> tuple[object, ...]:
+    return tuple(getattr(key, name) for name in KEY_COLUMNS)
+
+
+def _material(row: sqlite3.Row) -> KeyMaterialRecord:
+    values = dict(row)
+    values["imported"] = bool(values["imported"])
+    return KeyMaterialRecord(**values)
+
+
+class KmsTables(SqliteDatabase):
+    """Mixed into the cloud store; uses its connection and write discipline."""
+
+    def save_kms_key(self, key: KmsKeyRecord, material: KeyMaterialRecord | None) -> None:
+        with self._write() as db:
+            db.execute(KEY_INSERT, _key_row(key))
+            if material is not None:
+                self._insert_material(db, material)
+
+    @staticmethod
+    def _update_key(db: sqlite3.Connection, key: KmsKeyRecord) -> bool:
+        cur = db.execute(KEY_UPDATE, (*(getattr(key, c) for c in _UPDATED), key.key_id))
+        return cur.rowcount > 0
+
+    def update_kms_key(self, key: KmsKeyRecord) -> bool:
+        with self._write() as db:
+            return self._update_key(db, key)
+
+    def load_kms_key(self, key_id: str) -> KmsKeyRecord | None:
+        rows = self._rows(f"{KEY_SELECT} WHERE key_id = ?", key_id)
+        return KmsKeyRecord(**dict(rows[0])) if rows else None
+
+    def list_kms_keys(self, account: str, region: str) -> list[KmsKeyRecord]:
+        rows = self._rows(
+            f"{KEY_SELECT} WHERE account = ? AND region = ? ORDER BY created, key_id",
+            account,
+            region,
+        )
+        return [KmsKeyRecord(**dict(r)) for r in rows]
+
+    def delete_kms_key(self, key_id: str) -> bool:
+        with self._write() as db:
+            db.execute("DELETE FROM kms_key_material WHERE key_id = ?", (key_id,))
+            return db.execute("DELETE FROM kms_keys WHERE key_id = ?", (key_id,)).rowcount > 0
+
+    @staticmethod
+    def _insert_material(db: sqlite3.Connection, material: KeyMaterialRecord) -> None:
+        db.execute(MATERIAL_INSERT, tuple(getattr(material, c) for c in MATERIAL_COLUMNS))
+
+    def save_key_material(
+        self, material: KeyMaterialRecord, key: KmsKeyRecord | None = None
+    ) -> None:
+        with self._write() as db:
+            self._insert_material(db, material)
+            if key is not None:
+                self._update_key(db, key)
+
+    def load_key_material(self, key_id: str, version: int) -> KeyMaterialRecord | None:
+        rows = self._rows(
+            f"{MATERIAL_SELECT} WHERE key_id = ? AND version = ?",
+            key_id,
+            version,
+        )
+        return _material(rows[0]) if rows else None
+
+    def list_key_materials(self, key_id: str) -> list[KeyMaterialRecord]:
+        rows = self._rows(
+            f"{MATERIAL_SELECT} WHERE key_id = ? ORDER BY version",
+            key_id,
+        )
+        return [_material(r) for r in rows]
+
+    def delete_key_materials(self, key_id: str, *, imported_only: bool = False) -> int:
+        sql = "DELETE FROM kms_key_material WHERE key_id = ?"
+        if imported_only:
+            sql += " AND imported = 1"
+        with self._write() as db:
+            return db.execute(sql, (key_id,)).rowcount
