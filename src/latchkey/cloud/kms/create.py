@@ -29,8 +29,8 @@ async def create_key(call: Call) -> dict[str, Any]:
         raise AwsError("UnsupportedOperationException", f"KeySpec {spec} is not supported yet.")
     if usage != "ENCRYPT_DECRYPT":
         raise AwsError("ValidationException", f"KeyUsage {usage} is not valid for KeySpec {spec}.")
-    if origin != "AWS_KMS":
-        raise AwsError("UnsupportedOperationException", f"Origin {origin} is not supported yet.")
+    if origin not in ("AWS_KMS", "EXTERNAL"):
+        raise AwsError("UnsupportedOperationException", f"Origin {origin} is not supported.")
     description = p.get("Description") or ""
     if not isinstance(description, str) or len(description) > 8192:
         raise validation_error(
@@ -56,11 +56,14 @@ async def create_key(call: Call) -> dict[str, Any]:
         description=description,
         key_spec=spec,
         key_usage=usage,
-        state="Enabled",
         origin=origin,
+        state="PendingImport" if origin == "EXTERNAL" else "Enabled",
         policy=policy,
-        current_version=1,
+        current_version=0 if origin == "EXTERNAL" else 1,
     )
+    if origin == "EXTERNAL":  # material arrives with ImportKeyMaterial
+        call.keys.store.save_kms_key(record, None)
+        return {"KeyMetadata": key_metadata(record)}
     wrapped = call.keys.root_key.wrap(MATERIAL_KIND, material_record_id(key_id, 1), generate_key())
     call.keys.store.save_kms_key(record, KeyMaterialRecord(key_id, 1, wrapped, now))
     return {"KeyMetadata": key_metadata(record)}

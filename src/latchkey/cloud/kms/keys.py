@@ -9,6 +9,7 @@ from typing import Any
 
 from latchkey.aws.errors import AwsError
 from latchkey.aws.policy import PolicyDocument, parse_policy
+from latchkey.cloud.kms.specs import spec_metadata
 from latchkey.crypto.aead import InvalidCiphertext
 from latchkey.crypto.rootkey import RootKey
 from latchkey.store.base import KmsKeyRecord, Store
@@ -102,7 +103,8 @@ def check_usable(record: KmsKeyRecord) -> None:
 
 
 def key_metadata(record: KmsKeyRecord) -> dict[str, Any]:
-    return {
+    """DescribeKey's KeyMetadata; the algorithm lists come from the key spec."""
+    meta: dict[str, Any] = {
         "AWSAccountId": record.account,
         "KeyId": record.key_id,
         "Arn": record.arn,
@@ -115,6 +117,15 @@ def key_metadata(record: KmsKeyRecord) -> dict[str, Any]:
         "KeyManager": "CUSTOMER",
         "CustomerMasterKeySpec": record.key_spec,
         "KeySpec": record.key_spec,
-        "EncryptionAlgorithms": ["SYMMETRIC_DEFAULT"],
         "MultiRegion": False,
+        **spec_metadata(record.key_spec, record.key_usage),
     }
+    if record.deletion_date is not None:
+        meta["DeletionDate"] = record.deletion_date
+    if record.pending_window_days is not None and record.state == "PendingDeletion":
+        meta["PendingDeletionWindowInDays"] = record.pending_window_days
+    if record.origin == "EXTERNAL":
+        meta["ExpirationModel"] = record.expiration_model or "KEY_MATERIAL_DOES_NOT_EXPIRE"
+        if record.valid_to is not None:
+            meta["ValidTo"] = record.valid_to
+    return meta
