@@ -4,13 +4,15 @@ the password in HTTPS_PROXY), verified by a trust provider."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from latchkey.crypto.jwk import SigningKey
-from latchkey_testing import aws, start_with_config
+from latchkey_testing import aws, free_port, start_with_config
 
 pytestmark = pytest.mark.e2e
 
@@ -81,4 +83,69 @@ def test_token_identities(tmp_path: Path) -> None:
     for token in (billing, other, expired):
         assert token not in log
         for result in results.values():
+            assert token not in result.stderr
+
+
+def test_token_relay_follows_a_rotating_token_file(tmp_path: Path) -> None:
+    """A workload behind ``latchkey token-relay`` keeps one HTTPS_PROXY while its token file
+    is replaced the way Kubernetes updates a projected token (a symlink swapped to a new
+    file): each new connection carries the token the file holds at that moment."""
+    key = SigningKey.generate()
+    docs = DOCS.replace("$issuer", ISSUER).replace("$jwk", json.dumps(key.public_jwk()))
+    now = int(time.time())
+
+    def mint(sub: str) -> str:
+        claims = {"iss": ISSUER, "sub": sub, "aud": "latchkey", "iat": now, "exp": now + 300}
+        return key.sign_jwt(claims)
+
+    tokens = tmp_path / "tokens"
+    tokens.mkdir()
+
+    def project(name: str, token: str) -> None:
+        (tokens / name).write_text(token + "\n")
+        link = tokens / "..data.tmp"
+        link.symlink_to(name)
+        link.replace(tokens / "token")  # atomic, as the kubelet does
+
+    billing = mint("repo:acme/billing:ref:refs/heads/main")
+    other = mint("repo:acme/other:ref:refs/heads/main")
+    project("v1", billing)
+    (tmp_path / "node").mkdir()
+    proc = start_with_config(tmp_path / "node", docs)
+    relay_port = free_port()
+    try:
+        base = proc.env()
+        edge = base["HTTPS_PROXY"].rsplit("/", 1)[1]
+        relay = subprocess.Popen(
+            [sys.executable, "-m", "latchkey.cli.main", "token-relay",
+             "--token-file", str(tokens / "token"), "--listen", f"127.0.0.1:{relay_port}",
+             "--edge", edge],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        try:
+            assert relay.stdout is not None
+            assert "token relay on" in relay.stdout.readline()
+            env = dict(base, HTTPS_PROXY=f"http://127.0.0.1:{relay_port}")
+            first = aws(env, "kms", "list-keys", check=False)
+            project("v2", other)
+            second = aws(env, "kms", "list-keys", check=False)
+            project("v3", billing)
+            third = aws(env, "kms", "list-keys", check=False)
+            (tokens / "token").unlink()
+            missing = aws(env, "kms", "list-keys", check=False)
+        finally:
+            relay.terminate()
+            relay_out, _ = relay.communicate(timeout=10)
+    finally:
+        log = proc.stop()
+    assert first.returncode == 0, (first.stderr, relay_out)
+    assert second.returncode != 0
+    assert "NoMatchingPolicy" in second.stderr
+    assert third.returncode == 0, third.stderr
+    assert missing.returncode != 0
+    assert "cannot read token file" in relay_out
+    for token in (billing, other):
+        assert token not in log
+        assert token not in relay_out
+        for result in (first, second, third, missing):
             assert token not in result.stderr

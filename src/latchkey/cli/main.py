@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from latchkey import __version__
 from latchkey.cli.control import CONTROL_COMMANDS, add_control_parsers, run_control
+from latchkey.cli.relay import add_relay_parser, run_token_relay
 from latchkey.crypto.jwk import ALGORITHMS
 from latchkey.idp.commands import add_idp_parser, run_idp
 
@@ -115,12 +116,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_idp_parser(sub, _add_data_dir)
     add_control_parsers(sub, _add_data_dir)
+    add_relay_parser(sub, _listen)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    data_dir: Path = args.data_dir or default_data_dir()
+    data_dir: Path = getattr(args, "data_dir", None) or default_data_dir()
     if args.command == "up":
         return cmd_up(args, data_dir)
     if args.command == "status":
@@ -131,6 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_idp(args, data_dir)
     if args.command in CONTROL_COMMANDS:
         return run_control(args, data_dir)
+    if args.command == "token-relay":
+        return run_token_relay(args)
     return 2
 
 

@@ -42,6 +42,7 @@ from latchkey.http.h1 import (
     encode_response,
     end_to_end,
 )
+from latchkey.http.splice import splice
 from latchkey.store.control import AccessEvent
 
 log = logging.getLogger("latchkey.edge")
@@ -256,20 +257,7 @@ class Edge:
         writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
         if tail:
             up_writer.write(tail)
-
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-            try:
-                while data := await src.read(READ_CHUNK):
-                    dst.write(data)
-                    await dst.drain()
-            finally:
-                with contextlib.suppress(Exception):
-                    dst.write_eof()
-
-        try:
-            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-        finally:
-            up_writer.close()
+        await splice((reader, writer), (up_reader, up_writer))
 
     async def _serve_requests(
         self,
