@@ -180,9 +180,11 @@ def start_up_process(data_dir: Path, *args: str) -> UpProcess:
             except (ValueError, TypeError):
                 time.sleep(0.05)
                 continue
-            return UpProcess(proc, data_dir, log_path, info)
+            if info.pid == proc.pid:  # not one a killed predecessor left behind
+                return UpProcess(proc, data_dir, log_path, info)
         time.sleep(0.05)
     proc.kill()
+    proc.wait(5)
     raise AssertionError(f"latchkey up did not start:\n{log_path.read_text()}")
 
 

@@ -9,16 +9,19 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import errno
+import ipaddress
 import json
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from latchkey.clock import Clock, SystemClock
 from latchkey.cloud.app import CloudApp, CloudSettings
-from latchkey.cloud.audit import AuditLog
+from latchkey.cloud.audit import DEFAULT_TIMEOUT, AuditError, AuditLog
 from latchkey.cloud.bootstrap import LOCAL_NAMES, bootstrap_federation, ensure_admin_key
+from latchkey.cloud.kms.sweeper import KEY_JOBS, Sweeper
 from latchkey.cloud.sts.discovery import JwksFetcher
 from latchkey.control.api import ControlApi
 from latchkey.control.defaults import render_default_config
@@ -40,14 +43,16 @@ from latchkey.crypto.x509 import (
     load_or_create_ca,
     server_ssl_context,
 )
+from latchkey.edge.cascope import outside, permitted_for
 from latchkey.edge.credentials import CredentialCache
-from latchkey.edge.server import Edge
+from latchkey.edge.server import Edge, EdgeSettings
 from latchkey.edge.trust import TrustVerifier
 from latchkey.edge.upstream import UpstreamPool
 from latchkey.http.server import HttpServer
 from latchkey.idp.app import DeferredIdpApp, IdpApp
 from latchkey.idp.issuer import Issuer, check_issuer_url
 from latchkey.idp.keyring import Keyring, KeyringError
+from latchkey.rootkey_source import RootKeyError, RootKeySource, open_root_key
 from latchkey.store.control import ControlStore
 from latchkey.store.sqlite import SqliteStore
 
@@ -56,6 +61,7 @@ log = logging.getLogger("latchkey")
 ACCOUNT = "000000000000"
 RUN_FILE = "run.json"
 WILDCARD_HOSTS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
 class StartupError(Exception):
@@ -67,6 +73,8 @@ class Listen:
     edge: tuple[str, int] = ("127.0.0.1", 8000)
     cloud: tuple[str, int] = ("127.0.0.1", 4566)
     idp: tuple[str, int] = ("127.0.0.1", 8443)
+    cloud_http: tuple[str, int] | None = None  # the cloud over plain HTTP (loopback, sidecars)
+    transparent: tuple[tuple[str, int], ...] = ()  # the edge for iptables REDIRECT (Linux)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +135,8 @@ class RunInfo:
     idp_listen: str = ""  # https://host:port the idp listens on (status probes it)
     providers: list[str] = field(default_factory=list)  # aws-sts-federation providers
     extra: dict[str, str] = field(default_factory=dict)
+    cloud_http: str = ""  # http://host:port when the plain-HTTP cloud listener is on
+    transparent: list[str] = field(default_factory=list)  # host:port the REDIRECT rules target
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -140,6 +150,15 @@ class RunInfo:
 def _url(scheme: str, host: str, port: int) -> str:
     shown = f"[{host}]" if ":" in host else host
     return f"{scheme}://{shown}:{port}"
+
+
+def _is_loopback(host: str) -> bool:
+    if host in LOOPBACK_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def prepare_data_dir(path: Path) -> DataPaths:
@@ -157,8 +176,18 @@ class Node:
         listen: Listen | None = None,
         clock: Clock | None = None,
         idp: IdpOptions | None = None,
+        root_key_source: RootKeySource | None = None,
+        audit_timeout: float = DEFAULT_TIMEOUT,
+        ca_permit: Sequence[str] = (),
+        leaf_lifetime: dt.timedelta = dt.timedelta(days=1),
+        edge_settings: EdgeSettings | None = None,
     ) -> None:
         self.paths = prepare_data_dir(data_dir)
+        self.ca_permit = tuple(ca_permit)  # extra names a CA created now may certify
+        self.leaf_lifetime = leaf_lifetime
+        self.edge_settings = edge_settings or EdgeSettings()
+        self.audit_timeout = audit_timeout  # seconds a call waits for its audit event
+        self.root_key_source = root_key_source or RootKeySource.file()
         self.config_paths = config_paths or []
         self.listen = listen or Listen()
         self.clock = clock or SystemClock()
@@ -166,6 +195,7 @@ class Node:
         self._servers: list[HttpServer] = []
         self._edge: Edge | None = None
         self._store: SqliteStore | None = None
+        self.sweeper: Sweeper | None = None  # KMS deletions, rotations, expiries
         self._audit: AuditLog | None = None
         self.config: Config | None = None
         self.control_store: ControlStore | None = None
@@ -178,10 +208,25 @@ class Node:
         self.store: SqliteStore | None = None
         self.root_key: RootKey | None = None
 
-    async def _load_secrets(self) -> tuple[RootKey, CertificateAuthority, Keyring]:
+    async def _load_secrets(
+        self, config: Config | None
+    ) -> tuple[RootKey, CertificateAuthority, Keyring]:
         now = self.clock.now()
-        root_key = RootKey.load_or_create(self.paths.root_key)
-        ca = load_or_create_ca(self.paths.ca_cert, self.paths.ca_key, now=now)
+        try:  # scrypt takes a moment: not on the event loop
+            root_key = await asyncio.to_thread(
+                open_root_key, self.paths.root, self.root_key_source, store=self.paths.store
+            )
+        except RootKeyError as exc:
+            raise StartupError(f"root key: {exc}") from None
+        try:
+            ca = load_or_create_ca(
+                self.paths.ca_cert,
+                self.paths.ca_key,
+                now=now,
+                permitted=permitted_for([config], self.ca_permit),
+            )
+        except ValueError as exc:
+            raise StartupError(f"CA: {exc}") from None
         try:
             if self.idp_options.issuer is not None:
                 check_issuer_url(self.idp_options.issuer)
@@ -210,9 +255,10 @@ class Node:
         return f"cannot listen on {where[0]}:{where[1]} for the {part}: {why}"
 
     async def start(self) -> RunInfo:
+        given = None
         if self.config_paths:  # a bad file stops us before anything is touched
-            load_config_paths(self.config_paths)
-        root_key, ca, keyring = await self._load_secrets()
+            given = load_config_paths(self.config_paths)
+        root_key, ca, keyring = await self._load_secrets(given)
         self.keyring = keyring
         now = self.clock.now()
         leaf_cert, leaf_key = ca.mint_leaf(
@@ -222,12 +268,19 @@ class Node:
         verify_ctx = client_ssl_context([self.paths.ca_cert])
 
         self._store = SqliteStore(self.paths.store)
-        self._audit = AuditLog(self.paths.audit)
+        try:
+            self._audit = AuditLog(
+                self.paths.audit, timeout=self.audit_timeout, now=now.timestamp()
+            )
+        except AuditError as exc:
+            raise StartupError(f"audit trail: {exc}") from None
         admin = ensure_admin_key(self._store, root_key, self.paths.root, ACCOUNT)
         log.info(
             "cloud admin access key %s (secret in %s)", admin.access_key_id, "cloud-admin.json"
         )
 
+        self.sweeper = Sweeper(self._store, root_key, self.clock, jobs=KEY_JOBS)
+        self.sweeper.start()
         cloud_app = CloudApp(
             store=self._store,
             root_key=root_key,
@@ -239,6 +292,18 @@ class Node:
         cloud = await self._bind(
             HttpServer(cloud_app, ssl_context=local_tls), self.listen.cloud, "cloud"
         )
+        cloud_http: tuple[str, int] | None = None
+        if self.listen.cloud_http is not None:
+            # The same app without TLS (SigV4 still required): for sidecars and benchmarks.
+            if not _is_loopback(self.listen.cloud_http[0]):
+                log.warning(
+                    "the plain-HTTP cloud listener on %s is not loopback-only: requests, "
+                    "plaintexts and data keys cross the network unencrypted",
+                    self.listen.cloud_http[0] or "every address",
+                )
+            cloud_http = await self._bind(
+                HttpServer(cloud_app), self.listen.cloud_http, "cloud (plain HTTP)"
+            )
         # The default issuer URL is fixed by the port; bind first, then build the issuer.
         idp_app = DeferredIdpApp()
         idp = await self._bind(HttpServer(idp_app, ssl_context=local_tls), self.listen.idp, "idp")
@@ -270,6 +335,13 @@ class Node:
 
         def converge(new: Config) -> None:
             self.config = new
+            for name, host in outside(ca, new):
+                log.error(
+                    "server workload %s: the latchkey CA's name constraints do not cover %s; "
+                    "clients will reject its certificate (see `latchkey ca`)",
+                    name,
+                    host,
+                )
             for made in bootstrap_federation(
                 store, new, account=ACCOUNT, cloud=cloud, issuer_url=issuer.url
             ):
@@ -277,7 +349,9 @@ class Node:
 
         converge(config)
         control.on_change(converge)
-        self._events = EventRecorder(self.control_store)
+        self._events = EventRecorder(
+            self.control_store, self.paths.root / "events" / "access.jsonl"
+        )
         self._events.start()
 
         self.credentials = CredentialCache(issuer.workload_token, self.clock, verify_ctx)
@@ -285,15 +359,27 @@ class Node:
             config=lambda: control.config,
             trust=trust,
             events=self._events,
-            leaves=LeafCache(ca, now=self.clock.now),
+            leaves=LeafCache(ca, now=self.clock.now, lifetime=self.leaf_lifetime),
             credentials=self.credentials,
-            upstream=UpstreamPool(verify_ctx),
+            upstream=UpstreamPool(
+                verify_ctx,
+                connect_timeout=self.edge_settings.connect_timeout,
+                response_timeout=self.edge_settings.response_timeout,
+            ),
+            settings=self.edge_settings,
             clock=self.clock,
         )
         try:
             edge = await self._edge.start(*self.listen.edge)
         except OSError as exc:
             raise StartupError(self._bind_message(exc, self.listen.edge, "edge")) from None
+        transparent: list[str] = []
+        for where in self.listen.transparent:
+            try:
+                bound = await self._edge.start_transparent(*where)
+            except OSError as exc:
+                raise StartupError(self._bind_message(exc, where, "transparent edge")) from None
+            transparent.append(_url("tcp", *bound).removeprefix("tcp://"))
 
         self.info = RunInfo(
             pid=os.getpid(),
@@ -308,16 +394,24 @@ class Node:
             providers=[
                 p.name for p in config.credential_providers if p.type == "aws-sts-federation"
             ],
+            cloud_http=_url("http", *cloud_http) if cloud_http else "",
+            transparent=transparent,
         )
         self.paths.run.write_text(self.info.to_json())
         self.paths.run.chmod(0o644)
         log.info("edge  %s (HTTPS_PROXY)", self.info.edge)
+        for address in transparent:
+            log.info("edge  %s (transparent: iptables REDIRECT target)", address)
         log.info("cloud %s (KMS, IAM, STS)", self.info.cloud)
+        if self.info.cloud_http:
+            log.info("cloud %s (plain HTTP, same app)", self.info.cloud_http)
         key = keyring.signing_key()
         log.info("idp   %s (OIDC issuer, %s key %s)", self.info.idp, key.algorithm, key.kid)
         return self.info
 
     async def stop(self) -> None:
+        if self.sweeper is not None:  # before the store closes
+            await self.sweeper.stop()
         if self._edge is not None:
             await self._edge.close()
         if self._events is not None:

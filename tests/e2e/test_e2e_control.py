@@ -168,6 +168,7 @@ def _list_keys(tls: ssl.SSLSocket) -> bytes:
 def test_an_applied_change_takes_effect_on_an_open_connection(
     tmp_path: Path,
 ) -> None:
+    from latchkey.cli.control import ControlClient
     from latchkey_testing import start_up_process
 
     proc = start_up_process(tmp_path / "data")
@@ -179,11 +180,18 @@ def test_an_applied_change_takes_effect_on_an_open_connection(
                 "apiVersion: latchkey/v1\nkind: ClientWorkload\nmetadata: {name: local-apps}\n"
                 "spec: {identities: [{sourceCidr: 10.0.0.0/8}]}\n"
             )
+            # Timed from the push over the REST API (what `latchkey apply` sends), not from
+            # starting a CLI process: the clock measures the node, not Python's start-up.
+            client = ControlClient(proc.data_dir)
             started = time.monotonic()
-            applied = latchkey(proc, "apply", "-f", str(narrowed))
-            assert applied.stdout == "clientworkload/local-apps updated\n"
+            changes = client.call("POST", "/apply", json={
+                "documents": narrowed.read_text(), "filename": str(narrowed),
+                "prune": False, "dryRun": False,
+            })["changes"]  # fmt: skip
             head = _list_keys(tls)  # the same keep-alive connection
             took = time.monotonic() - started
+            client.client.close()
+            assert [c["action"] for c in changes] == ["updated"], changes
             assert head.startswith(b"HTTP/1.1 403")
             assert b"x-latchkey-reason: IdentityNotMatched" in head
             assert took < 2.0

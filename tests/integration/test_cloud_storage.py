@@ -97,32 +97,6 @@ def test_secret_files_are_private(cloud: Cloud) -> None:
     assert stat.S_IMODE((data / "audit").stat().st_mode) & 0o077 == 0
 
 
-def test_material_moved_to_another_key_is_refused(cloud: Cloud) -> None:
-    kms = no_retry_kms(cloud)
-    key_a = kms.create_key()["KeyMetadata"]["KeyId"]
-    key_b = kms.create_key()["KeyMetadata"]["KeyId"]
-    blob_b = kms.encrypt(KeyId=key_b, Plaintext=PLAINTEXT)["CiphertextBlob"]
-    with sqlite3.connect(cloud.node.data_dir / "latchkey.db") as db:
-        db.execute("PRAGMA busy_timeout=5000")
-        db.execute(
-            "UPDATE kms_key_material SET wrapped = (SELECT wrapped FROM kms_key_material "
-            "WHERE key_id = ? AND version = 1) WHERE key_id = ? AND version = 1",
-            (key_a, key_b),
-        )
-    db.close()
-    assert wrapped_material(cloud.node, key_a) == wrapped_material(cloud.node, key_b)
-    calls = [(kms.encrypt, {"KeyId": key_b, "Plaintext": PLAINTEXT}),
-             (kms.decrypt, {"CiphertextBlob": blob_b}),
-             (kms.generate_data_key, {"KeyId": key_b, "KeySpec": "AES_256"})]  # fmt: skip
-    for call, params in calls:
-        err = refused(call, **params)
-        assert err[:2] == ("KMSInternalException", 500)
-        assert "Plaintext" not in err.body
-        assert base64.b64encode(PLAINTEXT) not in json.dumps(err.body, default=str).encode()
-    blob_a = kms.encrypt(KeyId=key_a, Plaintext=b"a still works")["CiphertextBlob"]
-    assert kms.decrypt(CiphertextBlob=blob_a)["Plaintext"] == b"a still works"
-
-
 def test_audit_trail(cloud: Cloud) -> None:
     node = cloud.node
     before = len(audit_events(node))

@@ -23,9 +23,10 @@ class AwsError(Exception):
 
 def validation_error(field: str, value: object, constraint: str) -> AwsError:
     """AWS's ValidationException wording for a single failed constraint."""
+    shown = "null" if value is None else f"'{value}'"  # AWS quotes every value, even numbers
     return AwsError(
         "ValidationException",
-        f"1 validation error detected: Value {value!r} at '{field}' failed to satisfy "
+        f"1 validation error detected: Value {shown} at '{field}' failed to satisfy "
         f"constraint: {constraint}",
     )
 

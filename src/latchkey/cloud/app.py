@@ -25,7 +25,8 @@ from latchkey.cloud.identity import (
     Caller,
 )
 from latchkey.cloud.kms import ops as kms_ops
-from latchkey.cloud.kms.keys import KeyRing
+from latchkey.cloud.kms import validation as kms_validation
+from latchkey.cloud.kms.usage import TrackedKeyRing, describe_call
 from latchkey.cloud.sts import ops as sts_ops
 from latchkey.cloud.sts.discovery import JwksFetcher
 from latchkey.crypto.rootkey import RootKey
@@ -74,6 +75,10 @@ SECRET_MEMBERS = frozenset(
         "privatekey",
         "tokencode",
         "plaintext",
+        "granttoken",
+        "granttokens",
+        "importtoken",
+        "privatekeyplaintext",
     }
 )
 
@@ -153,14 +158,23 @@ class CloudApp:
             }
             if caller.kind == "session":
                 ctx = caller.session_context
-                session: dict[str, Any] = {"attributes": {"creationDate": ctx.get("created")}}
+                session: dict[str, Any] = {
+                    "attributes": {"creationDate": ctx.get("created"), "mfaAuthenticated": "false"}
+                }
                 if caller.role_arn is not None:
                     session["sessionIssuer"] = {
                         "type": "Role",
+                        "principalId": ctx.get("role_id"),
                         "arn": caller.role_arn,
                         "accountId": caller.account,
+                        "userName": caller.role_arn.rsplit("/", 1)[-1],
                     }
-                    session["webIdFederationData"] = ctx.get("web_identity", {})
+                    web = ctx.get("web_identity")  # CloudTrail's shape: the provider, no claims
+                    session["webIdFederationData"] = (
+                        {"federatedProvider": web.get("provider"), "attributes": {}}
+                        if isinstance(web, dict)
+                        else {}
+                    )
                 if isinstance(ctx.get("source_identity"), str):
                     session["sourceIdentity"] = ctx["source_identity"]
                 identity["sessionContext"] = session
@@ -173,21 +187,23 @@ class CloudApp:
             request_id=request_id,
             event_time=self.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ"),
             user_identity=identity,
+            recipient_account=caller.account if caller is not None else self.settings.account,
         )
 
-    def _record(self, event: AuditEvent) -> None:
+    async def _record(self, event: AuditEvent) -> None:
         if event.request_parameters is not None:
             event.request_parameters = _redacted(event.request_parameters)
         if event.response_elements is not None:
             event.response_elements = _redacted(event.response_elements)
-        self.audit.record(event)
-        log.info(
-            "%s %s %s %s",
-            event.event_source.split(".")[0],
-            event.event_name,
-            event.user_identity.get("arn", "-"),
-            event.error_code or "OK",
-        )
+        await self.audit.record(event)  # durable, or AuditError (fail closed)
+        if log.isEnabledFor(logging.DEBUG):  # one line per call: the audit trail is the record
+            log.debug(
+                "%s %s %s %s",
+                event.event_source.split(".")[0],
+                event.event_name,
+                event.user_identity.get("arn", "-"),
+                event.error_code or "OK",
+            )
 
     # -- JSON 1.1 (KMS) -------------------------------------------------------------------
 
@@ -196,8 +212,14 @@ class CloudApp:
         region = scope_region or self.settings.default_region
         operation = "Unknown"
         event: AuditEvent | None = None
+        keys: TrackedKeyRing | None = None
         try:
+            # Protocol and operation first, as AWS's front end does; then who is calling.
+            jsonproto.check_content_type(request.header("Content-Type"))
             prefix, operation = jsonproto.parse_target(request.header("X-Amz-Target"))
+            handler = kms_ops.OPERATIONS.get(operation) if prefix == "TrentService" else None
+            if handler is None:
+                raise AwsError("UnknownOperationException", "")
             caller = self.auth.authenticate(
                 self._sigv4_request(request),
                 errors=JSON_AUTH_ERRORS,
@@ -207,37 +229,38 @@ class CloudApp:
             event = self._event(
                 request, peer, request_id, "kms.amazonaws.com", operation, region, caller
             )
-            handler = kms_ops.OPERATIONS.get(operation) if prefix == "TrentService" else None
-            if handler is None:
-                raise AwsError("UnknownOperationException", "")
             params = jsonproto.decode_body(request.body)
-            event.request_parameters = _safe_params(params, kms_ops.AUDITABLE_PARAMS) or None
             event.read_only = operation in kms_ops.READ_ONLY
-            keys = KeyRing(self.store, self.root_key, caller.account, region)
+            kms_validation.validate(operation, params)  # the model's types and constraints
+            event.request_parameters = _safe_params(params, kms_ops.AUDITABLE_PARAMS) or None
+            keys = TrackedKeyRing(
+                self.store, self.root_key, caller.account, region, clock=self.clock,
+                trail=self.audit.store,
+            )  # fmt: skip
             result = await handler(kms_ops.Call(caller, keys, params))
-            if "KeyId" in result:
-                event.resources = [{"accountId": caller.account, "type": "AWS::KMS::Key",
-                                    "ARN": str(result["KeyId"])}]  # fmt: skip
-            self._record(event)
+            describe_call(event, keys, operation, result)
+            await self._record(event)
             body = jsonproto.encode_body(result)
             headers = [("Content-Type", jsonproto.CONTENT_TYPE), ("x-amzn-RequestId", request_id)]
             return Response(200, headers, body)
         except AwsError as err:
-            return self._json_error(err, request, peer, request_id, event, operation, region)
+            if event is not None and keys is not None:
+                describe_call(event, keys, operation, None)
+            return await self._json_error(err, request, peer, request_id, event, operation, region)
         except AuditError:
             log.error("audit write failed; refusing the call")
-            return self._json_error(
+            return await self._json_error(
                 AwsError("KMSInternalException", "The audit trail is unavailable.", 500),
                 request, peer, request_id, None, operation, region, audit=False,
             )  # fmt: skip
         except Exception:
             log.exception("unhandled error in KMS %s", operation)
-            return self._json_error(
+            return await self._json_error(
                 AwsError("KMSInternalException", "An internal error occurred.", 500),
                 request, peer, request_id, event, operation, region,
             )  # fmt: skip
 
-    def _json_error(
+    async def _json_error(
         self,
         err: AwsError,
         request: Request,
@@ -257,7 +280,7 @@ class CloudApp:
             event.error_code = err.code
             event.error_message = err.message
             try:
-                self._record(event)
+                await self._record(event)
             except AuditError:
                 err = AwsError("KMSInternalException", "The audit trail is unavailable.", 500)
         status, headers, body = jsonproto.encode_error(err)
@@ -294,23 +317,26 @@ class CloudApp:
                 result = await self._sts(action, caller, params, event)
             else:
                 raise AwsError("InvalidAction", f"Could not find operation {action}")
-            self._record(event)
+            await self._record(event)
             body = queryproto.encode_result(action, namespace, result, request_id)
             return Response(200, [("Content-Type", queryproto.CONTENT_TYPE),
                                   ("x-amzn-RequestId", request_id)], body)  # fmt: skip
         except AwsError as err:
-            return self._query_error(err, request, peer, request_id, event, action, namespace)
+            return await self._query_error(err, request, peer, request_id, event, action, namespace)
         except AuditError:
             log.error("audit write failed; refusing the call")
             failure = AwsError(
                 "ServiceFailure", "The audit trail is unavailable.", 500, sender=False
             )
-            return self._query_error(failure, request, peer, request_id, None, action, namespace,
-                                     audit=False)  # fmt: skip
+            return await self._query_error(
+                failure, request, peer, request_id, None, action, namespace, audit=False
+            )
         except Exception:
             log.exception("unhandled error in %s", action)
             failure = AwsError("ServiceFailure", "An internal error occurred.", 500, sender=False)
-            return self._query_error(failure, request, peer, request_id, event, action, namespace)
+            return await self._query_error(
+                failure, request, peer, request_id, event, action, namespace
+            )
 
     async def _iam(
         self, action: str, caller: Caller | None, params: dict[str, str], event: AuditEvent
@@ -376,7 +402,7 @@ class CloudApp:
                 ]
         return result
 
-    def _query_error(
+    async def _query_error(
         self,
         err: AwsError,
         request: Request,
@@ -398,7 +424,7 @@ class CloudApp:
             event.error_code = err.code
             event.error_message = err.message
             try:
-                self._record(event)
+                await self._record(event)
             except AuditError:
                 err = AwsError(
                     "ServiceFailure", "The audit trail is unavailable.", 500, sender=False

@@ -1,18 +1,44 @@
-"""CloudTrail-shaped audit events, one JSON line per call, written before the answer.
+"""CloudTrail-shaped audit events, durable in a hash chain before the answer is sent.
 
-Fail closed: if the event cannot be written the call fails. Events never hold plaintext,
-secrets or tokens; callers pass only request parameters that are safe to record.
+One writer thread takes whatever calls are waiting as one batch, seals each event into the
+chain (``auditchain``), commits the batch to the audit store (``store/audit.py``,
+authoritative: one transaction, ``synchronous=FULL``) while the same lines are appended to
+``cloud.jsonl`` and synced (``auditfile``), and only then lets the calls answer. A call waits
+for its batch at most ``timeout`` seconds; a write that fails or takes longer fails the call
+(fail closed). After a failed write the trail refuses every later event until the node
+restarts, rather than carry on with a gap; at the start the file is levelled with the store.
+
+Events never hold plaintext, secrets or tokens; callers pass only request parameters that are
+safe to record.
 """
 
 from __future__ import annotations
 
-import json
-import os
+import asyncio
+import contextlib
+import logging
+import queue
 import threading
 import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from latchkey.cloud.auditchain import Sealed, seal
+from latchkey.cloud.auditfile import JsonlFile, TrailMismatch, restore_file
+from latchkey.store.audit import AuditStore, NewEvent
+from latchkey.store.base import StoreError
+
+log = logging.getLogger("latchkey.audit")
+
+DEFAULT_TIMEOUT = 5.0  # seconds a call waits for its event to be durable
+MAX_BATCH = 512
+MAX_PENDING = 10_000
+UNAVAILABLE = "The audit trail is unavailable."
+# What a call answers when its event could not be written in time, by service.
+UNAVAILABLE_CODES = {"kms.amazonaws.com": "KMSInternalException"}
 
 
 class AuditError(Exception):
@@ -35,6 +61,10 @@ class AuditEvent:
     error_message: str | None = None
     read_only: bool | None = None
     resources: list[dict[str, str]] = field(default_factory=list)
+    recipient_account: str | None = None
+    additional_data: dict[str, Any] | None = None
+    event_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    used_keys: tuple[str, ...] = ()  # ARNs of keys a successful cryptographic operation used
 
     def to_json(self) -> dict[str, Any]:
         event: dict[str, Any] = {
@@ -49,7 +79,7 @@ class AuditEvent:
             "requestParameters": self.request_parameters,
             "responseElements": self.response_elements,
             "requestID": self.request_id,
-            "eventID": str(uuid.uuid4()),
+            "eventID": self.event_id,
             "eventType": "AwsApiCall",
             "managementEvent": True,
             "eventCategory": "Management",
@@ -61,29 +91,185 @@ class AuditEvent:
         if self.error_code is not None:
             event["errorCode"] = self.error_code
             event["errorMessage"] = self.error_message or ""
+        if self.recipient_account is not None:
+            event["recipientAccountId"] = self.recipient_account
+        if self.additional_data:
+            event["additionalEventData"] = self.additional_data
         return event
 
 
+# -- the writer ----------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Pending:
+    event: AuditEvent
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[Sealed]
+    abandoned: bool = False  # the call gave up waiting and answered an error
+
+
+def _settle(items: list[_Pending], sealed: list[Sealed | None]) -> None:
+    for item, link in zip(items, sealed, strict=True):
+        if item.future.done():
+            continue
+        if link is not None:
+            item.future.set_result(link)
+        else:
+            item.future.set_exception(AuditError(UNAVAILABLE))
+
+
+def _row(event: AuditEvent, link: Sealed) -> NewEvent:
+    return NewEvent(
+        sequence=link.sequence,
+        event_id=link.event_id,
+        event_time=event.event_time,
+        event_source=event.event_source,
+        event_name=event.event_name,
+        error_code=event.error_code,
+        hash=link.hash,
+        line=link.line,
+        resources=tuple(dict.fromkeys(r["ARN"] for r in event.resources)),
+        used=event.used_keys if event.error_code is None else (),
+    )
+
+
 class AuditLog:
-    """Appends events to a JSON-lines file (flushed and fsynced before returning)."""
+    """The node's audit trail: ``<dir>/cloud.db`` (authoritative) and ``<dir>/cloud.jsonl``."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        now: float | None = None,
+        open_file: Callable[[Path], JsonlFile] = JsonlFile,
+    ) -> None:
+        """``path`` is the JSON-lines file; the store sits next to it (``.db``)."""
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        self._file = os.fdopen(fd, "a", encoding="utf-8")
-        self._lock = threading.Lock()
-
-    def record(self, event: AuditEvent) -> None:
-        line = json.dumps(event.to_json(), separators=(",", ":"), sort_keys=True)
+        self.timeout = timeout
         try:
-            with self._lock:
-                self._file.write(line + "\n")
-                self._file.flush()
-                os.fsync(self._file.fileno())
-        except (OSError, ValueError) as exc:
-            raise AuditError(f"audit write failed: {exc.__class__.__name__}") from None
+            self.store = AuditStore(path.with_suffix(".db"), now=now)
+        except StoreError as exc:
+            raise AuditError(str(exc)) from None
+        try:
+            restore_file(self.store, path, batch=MAX_BATCH)
+            self._file = open_file(path)
+        except (OSError, StoreError, TrailMismatch) as exc:
+            self.store.close()
+            raise AuditError(f"cannot open the audit trail: {exc}") from None
+        self._sequence, self._hash = self.store.head()
+        self._failed: str | None = None
+        self._file_sync = ThreadPoolExecutor(1, thread_name_prefix="audit-file")
+        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
+        self._thread.start()
 
-    def close(self) -> None:
-        with self._lock:
+    @property
+    def head(self) -> tuple[int, str]:
+        return self._sequence, self._hash
+
+    async def record(self, event: AuditEvent) -> Sealed:
+        """Return once ``event`` is durable in the store and the file; AuditError if it cannot
+        be, or not within ``timeout`` seconds."""
+        if self._failed is not None:
+            raise AuditError(f"the audit trail refuses writes after a failure: {self._failed}")
+        if self._queue.qsize() >= MAX_PENDING:
+            raise AuditError("too many audit events waiting")
+        loop = asyncio.get_running_loop()
+        item = _Pending(event, loop, loop.create_future())
+        self._queue.put(item)
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await item.future
+        except TimeoutError:
+            item.abandoned = True
+            log.error("audit: an event was not durable within %.1f s", self.timeout)
+            raise AuditError("the audit write timed out") from None
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            stop = False
+            while len(batch) < MAX_BATCH:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                batch.append(more)
+            self._write(batch)
+            if stop:
+                return
+
+    def _write(self, batch: list[_Pending]) -> None:
+        sealed: list[Sealed | None] = [None] * len(batch)
+        if self._failed is None:
+            try:
+                sealed = self._commit(batch)
+            except Exception as exc:  # every failure fails the calls: closed
+                self._failed = f"{type(exc).__name__}: {exc}"
+                log.error("audit: write failed, refusing calls until restart: %s", self._failed)
+                sealed = [None] * len(batch)
+        by_loop: dict[asyncio.AbstractEventLoop, list[int]] = {}
+        for n, item in enumerate(batch):
+            by_loop.setdefault(item.loop, []).append(n)
+        for loop, indexes in by_loop.items():
+            items, links = [batch[n] for n in indexes], [sealed[n] for n in indexes]
+            with contextlib.suppress(RuntimeError):  # that loop has closed
+                loop.call_soon_threadsafe(_settle, items, links)
+
+    def _commit(self, batch: list[_Pending]) -> list[Sealed | None]:
+        """Seal, then commit and sync the batch; an event that cannot be serialised fails
+        alone (None), any failure to write fails them all (raises)."""
+        sequence, previous = self._sequence, self._hash
+        rows: list[NewEvent] = []
+        sealed: list[Sealed | None] = []
+        for item in batch:
+            event = item.event
+            if item.abandoned:  # the caller was told the call failed: so says the event
+                code = UNAVAILABLE_CODES.get(event.event_source, "ServiceFailure")
+                event.error_code, event.error_message = code, UNAVAILABLE
+                event.response_elements, event.used_keys = None, ()
+            try:
+                link = seal(event.to_json(), sequence + 1, previous)
+            except (TypeError, ValueError):
+                log.exception("audit: an event could not be serialised")
+                sealed.append(None)
+                continue
+            sequence, previous = sequence + 1, link.hash
+            sealed.append(link)
+            rows.append(_row(event, link))
+        if not rows:
+            return sealed
+        data = b"".join(link.line.encode() + b"\n" for link in sealed if link is not None)
+        # The file's sync runs beside the store's commit: a batch costs one sync, not two.
+        # A crash between them leaves one of the two a batch ahead: restore_file mends it.
+        synced = self._file_sync.submit(self._file.append, data)
+        try:
+            self.store.append(rows)
+        finally:
+            wait([synced])
+        synced.result()
+        self._sequence, self._hash = sequence, previous
+        return sealed
+
+    def close(self, grace: float = 10.0) -> None:
+        """Write what is queued, then stop."""
+        self._queue.put(None)
+        self._thread.join(grace)
+        if self._thread.is_alive():
+            log.error("audit: the writer did not finish within %.0f s", grace)
+            return
+        self._file_sync.shutdown()
+        with contextlib.suppress(OSError):
             self._file.close()
+        self.store.close()
+
+
+__all__ = ["AuditError", "AuditEvent", "AuditLog", "JsonlFile"]

@@ -84,6 +84,18 @@ def session_policies(store: Store, caller: Caller) -> list[PolicyDocument] | Non
 KMS_DENIED = ("AccessDeniedException", 400)
 
 
+class AccessRefused(AwsError):
+    """A refusal by policy. ``explicit``: a policy explicitly denies the call, so nothing else
+    (not even a KMS grant) may allow it. ``session_allows``: the caller's session policies, if
+    it has any, allow the call (they limit a grant as they limit a key policy naming the role).
+    """
+
+    def __init__(self, err: AwsError, *, explicit: bool, session_allows: bool) -> None:
+        super().__init__(err.code, err.message, err.status)
+        self.explicit = explicit
+        self.session_allows = session_allows
+
+
 def _denied(
     caller: Caller, action: str, resource: str, why: str, code: tuple[str, int]
 ) -> AwsError:
@@ -131,13 +143,15 @@ def authorize(
     limits = session_policies(store, caller)
     session = None if limits is None else evaluate_all(limits, ctx)
 
-    def refuse(why: str) -> AwsError:
-        return _denied(caller, action, resource, why, denied)
+    def refuse(why: str, *, explicit: bool = False) -> AccessRefused:
+        err = _denied(caller, action, resource, why, denied)
+        allows = session is None or session is Decision.ALLOW
+        return AccessRefused(err, explicit=explicit, session_allows=allows)
 
     if iam is Decision.EXPLICIT_DENY:
-        raise refuse("of an explicit deny in an identity-based policy")
+        raise refuse("of an explicit deny in an identity-based policy", explicit=True)
     if session is Decision.EXPLICIT_DENY:
-        raise refuse("of an explicit deny in a session policy")
+        raise refuse("of an explicit deny in a session policy", explicit=True)
     no_identity = f"no identity-based policy allows the {action} action"
     no_session = f"no session policy allows the {action} action"
 
@@ -152,7 +166,7 @@ def authorize(
         return
     direct = evaluate(resource_policy, ctx)
     if direct is Decision.EXPLICIT_DENY:
-        raise refuse("of an explicit deny in a resource-based policy")
+        raise refuse("of an explicit deny in a resource-based policy", explicit=True)
     if direct is Decision.ALLOW:
         if session is None or session is Decision.ALLOW:
             return
@@ -168,7 +182,12 @@ def authorize(
         principals=frozenset({caller.account, f"arn:aws:iam::{caller.account}:root"}),
         keys=ctx.keys,
     )
-    if evaluate(resource_policy, account_ctx) is Decision.ALLOW:
+    for_account = evaluate(resource_policy, account_ctx)
+    if for_account is Decision.ALLOW:
         identity_allows()
         return
-    raise refuse(f"no resource-based policy allows the {action} action")
+    # A Deny naming the account is explicit for a grant's purposes too.
+    raise refuse(
+        f"no resource-based policy allows the {action} action",
+        explicit=for_account is Decision.EXPLICIT_DENY,
+    )

@@ -24,6 +24,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from latchkey.control import model, schema
 from latchkey.control.conditions import AccessCondition
 from latchkey.control.issues import ConfigError, ConfigIssue, Loc, issue_at, yaml_error_issue
+from latchkey.edge.inject import check_secret
 
 __all__ = [
     "ConfigError",
@@ -113,6 +114,10 @@ class _Document:
         mark = self.mark_for(loc)
         if kind == "missing":
             mark, message = self.mark_for(loc[:-1]), "missing required field"
+        elif kind == "field_error":  # a model's rule about one of its fields (schema.field_error)
+            ctx = error.get("ctx", {})
+            loc = (*loc, str(ctx["field"]))
+            mark, message = self.keys.get(loc) or self.mark_for(loc), str(ctx["message"])
         elif kind == "extra_forbidden":
             mark, message = self.keys.get(loc, mark), f"unknown field {loc[-1]!r}"
         elif kind == "value_error" and "error" in error.get("ctx", {}):
@@ -158,6 +163,41 @@ def _references(parsed: schema.Document) -> list[tuple[Loc, str, str]]:
         for i, name in enumerate(spec.trust_providers)
     ]
     return refs
+
+
+def _scheme_problems(
+    spec: schema.AccessPolicySpec,
+    server: schema.ServerWorkloadDocument,
+    providers: dict[str, schema.CredentialProviderDocument],
+) -> list[tuple[Loc, str]]:
+    """(field, message) for each way the policy's providers do not fit the server's scheme."""
+    scheme = model.AuthScheme(server.spec.authentication.scheme)
+    where = f"ServerWorkload {server.metadata.name!r} uses scheme {scheme.value}"
+    if scheme is model.AuthScheme.NONE:
+        return []  # nothing is injected: providers are optional (and unused)
+    if not spec.providers:
+        return [(("spec", "credentialProvider"),
+                 f"{where}: give credentialProvider or credentialProviders")]  # fmt: skip
+    wanted = "aws-sts-federation" if scheme is model.AuthScheme.AWS_SIGV4 else "static"
+    problems: list[tuple[Loc, str]] = []
+    for i, name in enumerate(spec.providers):
+        loc: Loc = ("spec", "credentialProviders", i)
+        if spec.credential_providers is None:
+            loc = ("spec", "credentialProvider")
+        provider = providers.get(name)
+        if provider is None:
+            continue  # missing (reported above) or invalid (reported where it is)
+        if provider.spec.type != wanted:
+            problems.append((loc, f"{where}, which needs a CredentialProvider of type "
+                                  f"{wanted}; {name!r} is {provider.spec.type}"))  # fmt: skip
+            continue
+        env = provider.spec.secret_env
+        if env is not None:
+            why = check_secret(scheme, os.environ.get(env, "").strip())
+            if why is not None:
+                source = f"environment variable {env} of CredentialProvider {name!r}"
+                problems.append((loc, f"{where}: the secret in {source} does not fit: {why}"))
+    return problems
 
 
 @dataclass
@@ -246,6 +286,22 @@ class _Loaded:
                     if (kind, name) not in self.names:
                         message = f"no {kind} named {name!r}"
                         self.issues.append(doc.issue(doc.mark_for(loc), loc, message))
+        self.check_schemes()
+
+    def check_schemes(self) -> None:
+        """Each policy's credential providers fit its server's authentication scheme."""
+        servers = {p.metadata.name: p for p, _ in self.documents
+                   if isinstance(p, schema.ServerWorkloadDocument)}  # fmt: skip
+        providers = {p.metadata.name: p for p, _ in self.documents
+                     if isinstance(p, schema.CredentialProviderDocument)}  # fmt: skip
+        for parsed, doc in self.documents:
+            if not isinstance(parsed, schema.AccessPolicyDocument):
+                continue
+            server = servers.get(parsed.spec.server)
+            if server is None:
+                continue  # missing (reported above) or invalid (reported where it is)
+            for loc, message in _scheme_problems(parsed.spec, server, providers):
+                self.issues.append(doc.issue(doc.mark_for(loc), loc, message))
 
     def build(self) -> model.Config:
         """The final Config, or :class:`ConfigError` with every issue."""

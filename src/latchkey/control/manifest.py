@@ -79,8 +79,14 @@ def _summary(obj: StoredObject) -> str:
         return f"{spec.get('host')}:{spec.get('port')} {spec.get('authentication', {})}"
     if obj.kind == "AccessPolicy":
         providers = spec.get("credentialProviders") or [spec.get("credentialProvider")]
+        if providers == [None]:
+            return f"{spec.get('clients')} -> {spec.get('server')}"
         return f"{spec.get('clients')} -> {spec.get('server')} via {providers}"
     if obj.kind == "CredentialProvider":
+        if spec.get("type") == "static":
+            if "secretFile" in spec:
+                return f"static secret from file {spec['secretFile']}"
+            return f"static secret from environment variable {spec.get('secretEnv')}"
         return f"{spec.get('type')} {spec.get('roleArn')}"
     return json.dumps(spec, separators=(",", ":"))[:80]
 

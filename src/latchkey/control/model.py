@@ -67,6 +67,7 @@ class ServerWorkload:
     forward_tls: bool
     tls_verify: bool
     auth_scheme: AuthScheme
+    auth_header: str | None = None  # scheme ``header``: the header the secret is sent in
 
     @property
     def is_wildcard(self) -> bool:
@@ -100,16 +101,31 @@ class ServerWorkload:
 
 @dataclass(frozen=True, slots=True)
 class CredentialProvider:
-    """Where short-lived credentials for a server workload come from."""
+    """Where the credentials for a server workload come from.
+
+    ``aws-sts-federation``: short-lived AWS keys (``role_arn`` .. ``role_session_name``).
+    ``static``: one secret, from ``secret_file`` (re-read when it changes) or from the
+    environment variable ``secret_env``; the value itself is never part of the configuration.
+    """
 
     name: str
-    type: str
+    type: str  # "aws-sts-federation" | "static"
     role_arn: str
     audience: str
     session_duration: int
     sts_endpoint: str | None
     region: str
     role_session_name: str | None
+    secret_file: str | None = None
+    secret_env: str | None = None
+
+    def describe(self) -> str:
+        """Where the credentials come from, for ``explain`` and tables (never a secret)."""
+        if self.secret_file is not None:
+            return f"static secret from file {self.secret_file}"
+        if self.secret_env is not None:
+            return f"static secret from environment variable {self.secret_env}"
+        return f"role {self.role_arn}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +133,9 @@ class SourceCidr:
     """Identity by network origin: the caller's address is inside ``network``."""
 
     network: IPNetwork
+
+    def describe(self) -> str:
+        return f"sourceCidr {self.network}"
 
     def matches(self, address: str) -> bool:
         """Whether ``address`` lies in the network.
@@ -184,6 +203,9 @@ class HostnameIdentity:
 
     pattern: str
 
+    def describe(self) -> str:
+        return f"hostname {self.pattern}"
+
     def check(self, evidence: Evidence) -> str | None:
         if evidence.hostname is None:
             return f"the caller's host name is unknown (wanted {self.pattern})"
@@ -202,6 +224,10 @@ class TokenIdentity:
 
     trust_provider: str
     claims: tuple[tuple[str, str], ...] = ()
+
+    def describe(self) -> str:
+        wanted = " ".join(f"{k}={v}" for k, v in self.claims)
+        return f"token via {self.trust_provider}" + (f" ({wanted})" if wanted else "")
 
     def check(self, evidence: Evidence) -> str | None:
         if not evidence.token_presented:
@@ -274,6 +300,10 @@ class ProcessIdentity:
     cmdline: str | None = None
     exe_sha256: str | None = None
 
+    def describe(self) -> str:
+        given = [(k, getattr(self, k)) for k in ("exe", "uid", "user", "cmdline", "exe_sha256")]
+        return "process " + " ".join(f"{k}={v}" for k, v in given if v is not None)
+
     def check(self, evidence: Evidence) -> str | None:
         facts = evidence.process
         if facts is None:
@@ -319,6 +349,10 @@ class ClientWorkload:
         """Whether a caller (or a caller at an address) satisfies every identity."""
         return self.check(evidence) is None
 
+    def matched_by(self) -> str:
+        """What identified a caller as this client (for access events; never a secret)."""
+        return "; ".join(i.describe() for i in self.identities)
+
     @property
     def needs_process(self) -> bool:
         return any(isinstance(i, ProcessIdentity) for i in self.identities)
@@ -340,25 +374,29 @@ class ClientWorkload:
 
 @dataclass(frozen=True, slots=True)
 class AccessPolicy:
-    """Lets the named clients call ``server`` with credentials from a provider."""
+    """Lets the named clients call ``server`` with credentials from a provider (none for a
+    server whose scheme is ``none``)."""
 
     name: str
     clients: tuple[str, ...]
     server: str
-    credential_provider: str  # the first (default) of credential_providers
+    credential_provider: str | None  # the first (default) of credential_providers
     conditions: tuple[str, ...] = ()
     credential_providers: tuple[str, ...] = ()  # all of them, in order; empty: just the one
     trust_providers: tuple[str, ...] = ()  # when given, one of them must attest the caller
 
-    def select_provider(self, access_key_id: str | None) -> str:
-        """The provider named by the client's placeholder access key id (case-insensitive),
-        else the first one."""
-        names = self.credential_providers or (self.credential_provider,)
-        if access_key_id:
+    def select_provider(self, placeholder: str | None) -> str | None:
+        """The provider named by the client's placeholder (an AWS access key id, a bearer
+        token, a header value or a basic user; case-insensitive), else the first one; None
+        when the policy names no provider."""
+        names = self.credential_providers or (
+            (self.credential_provider,) if self.credential_provider else ()
+        )
+        if placeholder:
             for name in names:
-                if name.lower() == access_key_id.lower():
+                if name.lower() == placeholder.lower():
                     return name
-        return names[0]
+        return names[0] if names else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import os
 import secrets
 from collections import deque
 from collections.abc import Callable
@@ -103,10 +105,12 @@ def _user(uid: int) -> str:
 
 
 class EventRecorder:
-    """Access events, written to the control store off the request path, in batches."""
+    """Access events, written off the request path, in batches, to the control store and (when
+    given) a JSON-lines file (0600, one event per line, flushed per batch)."""
 
-    def __init__(self, store: ControlStore) -> None:
+    def __init__(self, store: ControlStore, jsonl: Path | None = None) -> None:
         self._store = store
+        self._jsonl = jsonl
         self._pending: deque[AccessEvent] = deque(maxlen=MAX_PENDING_EVENTS)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -139,6 +143,14 @@ class EventRecorder:
 
     def _write(self, batch: list[AccessEvent]) -> None:
         self._store.add_events(batch)
+        if self._jsonl is not None:
+            lines = "".join(
+                json.dumps(e.to_json(), separators=(",", ":"), sort_keys=True) + "\n" for e in batch
+            )
+            self._jsonl.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(self._jsonl, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            with os.fdopen(fd, "a", encoding="utf-8") as out:
+                out.write(lines)
 
     async def close(self) -> None:
         if self._task is not None:

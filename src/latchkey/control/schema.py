@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import os
 import re
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -16,9 +17,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from publicsuffixlist import PublicSuffixList
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, model_validator
+from pydantic_core import PydanticCustomError
 
 from latchkey.control import conditions, model
 from latchkey.crypto.jwk import public_jwks_from_pem
+from latchkey.http.h1 import HOP_BY_HOP
 
 API_VERSION = "latchkey/v1"
 KINDS = (
@@ -35,6 +38,18 @@ _ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9_+=,.@/-]{
 _SESSION_NAME = re.compile(r"[A-Za-z0-9_+=,.@-]{2,64}")
 _REGION = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an RFC 9110 token
+# Headers the edge owns (framing, routing, hop-by-hop): never a place for a secret.
+_RESERVED_HEADERS = HOP_BY_HOP | {"content-length", "host", "expect"}
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def field_error(field: str, message: str) -> PydanticCustomError:
+    """An error a model validator raises about one of its fields (``field`` is the YAML key):
+    the loader reports it at that key, or at the mapping when the key is absent."""
+    return PydanticCustomError(
+        "field_error", "{field}: {message}", {"field": field, "message": message}
+    )
 
 
 def is_name(value: str) -> bool:
@@ -81,6 +96,13 @@ def _check_host(value: str) -> str:
 def _public_suffixes() -> PublicSuffixList:
     """The ICANN section of the Public Suffix List (shipped with the package, no network)."""
     return PublicSuffixList(only_icann=True)
+
+
+def registrable_domain(host: str) -> str:
+    """``kms.us-east-1.amazonaws.com`` -> ``amazonaws.com`` (ICANN suffixes); a name that is
+    itself a public suffix, or has no known suffix, is returned as it is."""
+    host = host.rstrip(".").lower()
+    return _public_suffixes().privatesuffix(host) or host
 
 
 def _check_role_arn(value: str) -> str:
@@ -134,6 +156,30 @@ def _parse_cidr(value: object) -> model.IPNetwork:
         raise ValueError(f"invalid CIDR {value!r}: {exc}{hint}") from None
 
 
+def _check_header_name(value: str) -> str:
+    if not _HEADER_NAME.fullmatch(value):
+        raise ValueError(f"invalid header name {value!r}: use letters, digits and !#$%&'*+-.^_`|~")
+    if value.lower() in _RESERVED_HEADERS:
+        raise ValueError(
+            f"header {value!r} cannot carry a secret: it is a framing, routing or hop-by-hop header"
+        )
+    return value
+
+
+def _check_secret_file(value: str) -> str:
+    if not os.path.isabs(value) or "\0" in value:
+        raise ValueError(f"secretFile {value!r} must be an absolute path")
+    return value
+
+
+def _check_secret_env(value: str) -> str:
+    if not _ENV_NAME.fullmatch(value):
+        raise ValueError(f"invalid environment variable name {value!r}")
+    if not os.environ.get(value, "").strip():
+        raise ValueError(f"environment variable {value} is not set (or empty) for latchkey")
+    return value
+
+
 Name = Annotated[str, AfterValidator(_check_name)]
 Host = Annotated[str, AfterValidator(_check_host)]
 Port = Annotated[int, Field(ge=1, le=65535)]
@@ -165,6 +211,16 @@ class Forward(_Model):
 class Authentication(_Model):
     method: Literal["http"]
     scheme: Literal["aws-sigv4", "bearer", "header", "basic", "none"]
+    header: Annotated[str, AfterValidator(_check_header_name)] | None = None
+
+    @model_validator(mode="after")
+    def _header_for_scheme_header(self) -> Authentication:
+        if self.scheme == "header" and self.header is None:
+            raise field_error("header", "scheme header needs the name of the header to send "
+                              "the secret in (e.g. header: X-Api-Key)")  # fmt: skip
+        if self.scheme != "header" and self.header is not None:
+            raise field_error("header", f"only scheme header takes a header (not {self.scheme})")
+        return self
 
 
 class ServerWorkloadSpec(_Model):
@@ -176,14 +232,54 @@ class ServerWorkloadSpec(_Model):
     authentication: Authentication
 
 
+# The fields of each credential provider type (the YAML keys), for the per-type checks.
+_FEDERATION_FIELDS = {
+    "role_arn": "roleArn",
+    "audience": "audience",
+    "session_duration": "sessionDuration",
+    "sts_endpoint": "stsEndpoint",
+    "region": "region",
+    "role_session_name": "roleSessionName",
+}
+_STATIC_FIELDS = {"secret_file": "secretFile", "secret_env": "secretEnv"}
+
+
 class CredentialProviderSpec(_Model):
-    type: Literal["aws-sts-federation"]
-    role_arn: RoleArn = Field(alias="roleArn")
-    audience: Annotated[str, Field(min_length=1)]
+    type: Literal["aws-sts-federation", "static"]
+    role_arn: RoleArn | None = Field(default=None, alias="roleArn")
+    audience: Annotated[str, Field(min_length=1)] | None = None
     session_duration: SessionDuration = Field(default=3600, alias="sessionDuration")
     sts_endpoint: StsEndpoint | None = Field(default=None, alias="stsEndpoint")
     region: Region = "us-east-1"
     role_session_name: RoleSessionName | None = Field(default=None, alias="roleSessionName")
+    secret_file: Annotated[str, AfterValidator(_check_secret_file)] | None = Field(
+        default=None, alias="secretFile"
+    )
+    secret_env: Annotated[str, AfterValidator(_check_secret_env)] | None = Field(
+        default=None, alias="secretEnv"
+    )
+
+    @model_validator(mode="after")
+    def _fields_of_type(self) -> CredentialProviderSpec:
+        given = self.model_fields_set
+        if self.type == "static":
+            foreign = [key for attr, key in _FEDERATION_FIELDS.items() if attr in given]
+            if foreign:
+                raise field_error(foreign[0], "a static credential provider takes only "
+                                  "secretFile or secretEnv")  # fmt: skip
+            if (self.secret_file is None) == (self.secret_env is None):
+                field = "secretEnv" if self.secret_file is not None else "secretFile"
+                raise field_error(field, "a static credential provider needs exactly one of "
+                                  "secretFile, secretEnv")  # fmt: skip
+            return self
+        foreign = [key for attr, key in _STATIC_FIELDS.items() if attr in given]
+        if foreign:
+            raise field_error(foreign[0], f"an {self.type} credential provider takes no "
+                              "secretFile or secretEnv (those are for type static)")  # fmt: skip
+        for key, value in (("roleArn", self.role_arn), ("audience", self.audience)):
+            if value is None:
+                raise field_error(key, "missing required field")
+        return self
 
 
 class ProcessSpec(_Model):
@@ -264,18 +360,19 @@ class AccessPolicySpec(_Model):
 
     @model_validator(mode="after")
     def _one_provider_field(self) -> AccessPolicySpec:
-        if (self.credential_provider is None) == (self.credential_providers is None):
-            raise ValueError("give credentialProvider or credentialProviders (exactly one)")
+        # Whether a provider is needed at all depends on the server's scheme: the loader
+        # checks that (a server with scheme none needs none).
+        if self.credential_provider is not None and self.credential_providers is not None:
+            raise ValueError("give credentialProvider or credentialProviders, not both")
         if self.credential_providers is not None and not self.credential_providers:
-            raise ValueError("credentialProviders needs at least one name")
+            raise field_error("credentialProviders", "needs at least one name")
         return self
 
     @property
     def providers(self) -> list[str]:
         if self.credential_providers is not None:
             return self.credential_providers
-        assert self.credential_provider is not None
-        return [self.credential_provider]
+        return [self.credential_provider] if self.credential_provider is not None else []
 
 
 Day = Literal["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
@@ -368,6 +465,7 @@ class ServerWorkloadDocument(_Document):
             forward_tls=fwd.tls if fwd.tls is not None else spec.tls,
             tls_verify=fwd.tls_verification == "full",
             auth_scheme=model.AuthScheme(spec.authentication.scheme),
+            auth_header=spec.authentication.header,
         )
 
 
@@ -380,12 +478,14 @@ class CredentialProviderDocument(_Document):
         return model.CredentialProvider(
             name=self.metadata.name,
             type=spec.type,
-            role_arn=spec.role_arn,
-            audience=spec.audience,
+            role_arn=spec.role_arn or "",
+            audience=spec.audience or "",
             session_duration=spec.session_duration,
             sts_endpoint=spec.sts_endpoint,
             region=spec.region,
             role_session_name=spec.role_session_name,
+            secret_file=spec.secret_file,
+            secret_env=spec.secret_env,
         )
 
 
@@ -407,7 +507,7 @@ class AccessPolicyDocument(_Document):
             name=self.metadata.name,
             clients=tuple(self.spec.clients),
             server=self.spec.server,
-            credential_provider=self.spec.providers[0],
+            credential_provider=next(iter(self.spec.providers), None),
             conditions=tuple(self.spec.conditions),
             credential_providers=tuple(self.spec.credential_providers or ()),
             trust_providers=tuple(self.spec.trust_providers),

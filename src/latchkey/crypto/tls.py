@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from latchkey.crypto.x509 import CertificateAuthority
 
-__all__ = ["LeafCache", "client_ssl_context", "server_ssl_context"]
+__all__ = ["LeafCache", "NameNotPermitted", "client_ssl_context", "server_ssl_context"]
 
 _SHM = "/dev/shm"  # noqa: S108 - a private 0700 subdirectory is created inside it
 _REFRESH_FRACTION = 0.8
@@ -84,13 +84,18 @@ def client_ssl_context(
     return ctx
 
 
+class NameNotPermitted(ValueError):
+    """The CA's name constraints do not cover the host: clients would reject the leaf."""
+
+
 class LeafCache:
     """Bounded, thread-safe LRU of server contexts per (lowercased) host.
 
     A context is re-minted once 80 % of its leaf's validity (from minting to
     ``notAfter``) has passed.  ``hits`` and ``misses`` count lookups; a re-mint
-    counts as a miss.  Minting happens outside the lock, so two threads missing
-    on the same host at once may both mint (the last one is kept).
+    counts as a miss; ``mints`` counts leaves made.  Minting is single-flight per
+    host: threads missing on the same host at once wait for one mint (other hosts
+    are not held up).
     """
 
     def __init__(
@@ -111,33 +116,69 @@ class LeafCache:
         self._max_size = max_size
         self._lock = threading.Lock()
         self._entries: OrderedDict[str, tuple[ssl.SSLContext, datetime]] = OrderedDict()
+        self._minting: dict[str, threading.Lock] = {}
         self.hits = 0
         self.misses = 0
+        self.mints = 0
+
+    @property
+    def lifetime(self) -> timedelta:
+        return self._lifetime
+
+    def _cached(self, key: str, now: datetime) -> ssl.SSLContext | None:
+        """(Under ``self._lock``.)"""
+        entry = self._entries.get(key)
+        if entry is not None and now < entry[1]:
+            self._entries.move_to_end(key)
+            return entry[0]
+        return None
 
     def __len__(self) -> int:
         with self._lock:
             return len(self._entries)
 
     def context_for(self, host: str) -> ssl.SSLContext:
-        """The server context for ``host``, minting (and caching) a leaf on a miss."""
+        """The server context for ``host``, minting (and caching) a leaf on a miss.
+
+        Raises :class:`NameNotPermitted` for a host outside the CA's name constraints.
+        """
         key = host.lower()
         if not key:
             raise ValueError("host must not be empty")
         now = self._now()
         with self._lock:
-            entry = self._entries.get(key)
-            if entry is not None and now < entry[1]:
-                self._entries.move_to_end(key)
+            found = self._cached(key, now)
+            if found is not None:
                 self.hits += 1
-                return entry[0]
+                return found
             self.misses += 1
+            flight = self._minting.setdefault(key, threading.Lock())
+        with flight:
+            with self._lock:
+                found = self._cached(key, now)
+            if found is not None:
+                return found  # another thread minted it while this one waited
+            try:
+                ctx, refresh_at = self._mint(key, now)
+                with self._lock:
+                    self._entries[key] = (ctx, refresh_at)
+                    self._entries.move_to_end(key)
+                    while len(self._entries) > self._max_size:
+                        self._entries.popitem(last=False)
+            finally:
+                with self._lock:
+                    self._minting.pop(key, None)
+        return ctx
+
+    def _mint(self, key: str, now: datetime) -> tuple[ssl.SSLContext, datetime]:
+        if not self._ca.permits(key):
+            raise NameNotPermitted(
+                f"the latchkey CA's name constraints do not cover {key}; clients would reject "
+                "its certificate (see `latchkey ca`)"
+            )
         cert_pem, key_pem = self._ca.mint_leaf([key], now=now, lifetime=self._lifetime)
         ctx = server_ssl_context(cert_pem, key_pem)
         not_after = min(now + self._lifetime, self._ca.certificate.not_valid_after_utc)
-        refresh_at = now + (not_after - now) * _REFRESH_FRACTION
         with self._lock:
-            self._entries[key] = (ctx, refresh_at)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self._max_size:
-                self._entries.popitem(last=False)
-        return ctx
+            self.mints += 1
+        return ctx, now + (not_after - now) * _REFRESH_FRACTION

@@ -1,7 +1,15 @@
 """Short-lived AWS credentials by OIDC federation, cached per (provider, client workload).
 
 Flow: the idp mints a JWT for the client workload -> STS AssumeRoleWithWebIdentity swaps it
-for temporary keys -> cached until shortly before they expire; one fetch at a time per key.
+for temporary keys -> cached. Lifecycle per (provider, client):
+
+- after 80 % of the lifetime a request still gets the cached keys and starts one background
+  refresh (single-flight: concurrent requests share one STS call);
+- transient STS failures (connect errors, timeouts, 5xx, ``IDPCommunicationError``,
+  throttling) are retried with bounded backoff; permanent refusals are not;
+- while refreshing fails, the cached keys serve until 30 s before they expire; after that a
+  request waits for one refresh attempt and, if it fails, gets :class:`CredentialError` (the
+  edge answers 503 with ``Retry-After`` and the reason).
 """
 
 from __future__ import annotations
@@ -10,6 +18,7 @@ import asyncio
 import datetime as dt
 import logging
 import ssl
+import time
 from dataclasses import dataclass, field
 from typing import Protocol
 from urllib.parse import urlencode
@@ -34,6 +43,19 @@ class TokenSource(Protocol):
 
 class CredentialError(Exception):
     """Credentials could not be had; the message names why (never a secret)."""
+
+
+class TransientCredentialError(CredentialError):
+    """A failure worth retrying: STS unreachable, overloaded, or its IdP unreachable."""
+
+
+RETRY_DELAYS = (0.25, 0.5, 1.0)  # at most four tries, 1.75 s of waiting
+FAILED_REFRESH_PAUSE = 5.0  # seconds between background refresh attempts after a failure
+EXPIRY_MARGIN = dt.timedelta(seconds=30)  # never hand out keys closer than this to expiry
+TRANSIENT_STS_CODES = frozenset(
+    {"IDPCommunicationError", "Throttling", "ThrottlingException", "ServiceUnavailable",
+     "InternalFailure", "RequestLimitExceeded"}
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,50 +96,105 @@ def parse_sts_response(body: bytes) -> tuple[Credentials, dt.datetime]:
     )
 
 
-def parse_sts_error(body: bytes) -> str:
+def sts_error_parts(body: bytes) -> tuple[str, str]:
     try:
         root = ET.fromstring(body)  # noqa: S314
     except ET.ParseError:
-        return "unparseable error"
+        return "?", "unparseable error"
     code = root.find(f".//{STS_NS}Code")
     message = root.find(f".//{STS_NS}Message")
-    return (
-        f"{code.text if code is not None else '?'}: {message.text if message is not None else ''}"
-    )
+    return (code.text or "?" if code is not None else "?",
+            message.text or "" if message is not None else "")  # fmt: skip
 
 
 class CredentialCache:
     def __init__(
-        self, tokens: TokenSource, clock: Clock, ssl_context: ssl.SSLContext, *, timeout: float = 10
+        self,
+        tokens: TokenSource,
+        clock: Clock,
+        ssl_context: ssl.SSLContext,
+        *,
+        timeout: float = 10,
+        retry_delays: tuple[float, ...] = RETRY_DELAYS,
     ) -> None:
         self._tokens = tokens
         self._clock = clock
         self._ssl = ssl_context
         self._timeout = timeout
+        self._retry_delays = retry_delays
         self._cache: dict[tuple[str, str], CachedCredentials] = {}
-        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
-        self.fetches = 0
+        self._inflight: dict[tuple[str, str], asyncio.Task[CachedCredentials]] = {}
+        self._last_failure: dict[tuple[str, str], tuple[float, str]] = {}
+        self.fetches = 0  # STS calls made (each try counts)
+        self.failures = 0  # refreshes that failed after their retries
+        self.background_refreshes = 0
 
     async def get(self, provider: CredentialProvider, client: ClientWorkload) -> Credentials:
+        return (await self.get_with_result(provider, client))[0]
+
+    async def get_with_result(
+        self, provider: CredentialProvider, client: ClientWorkload
+    ) -> tuple[Credentials, str]:
+        """The credentials and how they were had: ``cached``, ``refreshing`` (cached, while a
+        background refresh runs or waits out a failure) or ``fetched`` (this request waited)."""
         key = (provider.name, client.name)
+        now = self._clock.now()
         cached = self._cache.get(key)
-        if cached is not None and cached.fresh(self._clock.now()):
-            return cached.credentials
-        lock = self._locks.setdefault(key, asyncio.Lock())
-        async with lock:
-            cached = self._cache.get(key)
-            now = self._clock.now()
-            if cached is not None and cached.fresh(now):
-                return cached.credentials
+        if cached is not None and cached.fresh(now):
+            return cached.credentials, "cached"
+        if cached is not None and now < cached.expiration - EXPIRY_MARGIN:
+            failed = self._last_failure.get(key)
+            if failed is None or time.monotonic() - failed[0] >= FAILED_REFRESH_PAUSE:
+                if key not in self._inflight:
+                    self.background_refreshes += 1
+                self._refresh(key, provider, client)
+            return cached.credentials, "refreshing"
+        try:
+            fetched = await asyncio.shield(self._refresh(key, provider, client))
+            return fetched.credentials, "fetched"
+        except CredentialError as exc:
+            raise CredentialError(f"no usable credentials for client {client.name} via "
+                                  f"{provider.name}: {exc}") from None  # fmt: skip
+
+    def _refresh(
+        self, key: tuple[str, str], provider: CredentialProvider, client: ClientWorkload
+    ) -> asyncio.Task[CachedCredentials]:
+        """The one refresh of ``key`` in flight, started if there is none."""
+        task = self._inflight.get(key)
+        if task is None:
+            task = asyncio.create_task(self._fetch_with_retries(key, provider, client))
+            self._inflight[key] = task  # the dict holds the strong reference
+            task.add_done_callback(lambda done: self._refreshed(key, done))
+        return task
+
+    def _refreshed(self, key: tuple[str, str], task: asyncio.Task[CachedCredentials]) -> None:
+        self._inflight.pop(key, None)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is None:
+            self._cache[key] = task.result()
+            self._last_failure.pop(key, None)
+            return
+        self.failures += 1
+        self._last_failure[key] = (time.monotonic(), str(exc))
+        if key in self._cache:
+            log.warning("credential refresh for client %s via %s failed (%s); serving the "
+                        "cached credentials until they expire", key[1], key[0], exc)  # fmt: skip
+
+    async def _fetch_with_retries(
+        self, key: tuple[str, str], provider: CredentialProvider, client: ClientWorkload
+    ) -> CachedCredentials:
+        for delay in (*self._retry_delays, None):
             try:
-                fresh = await self._fetch(provider, client)
-            except CredentialError:
-                if cached is not None and now < cached.expiration - dt.timedelta(seconds=30):
-                    log.warning("credential refresh failed; serving cached credentials")
-                    return cached.credentials
-                raise
-            self._cache[key] = fresh
-            return fresh.credentials
+                return await self._fetch(provider, client)
+            except TransientCredentialError as exc:
+                if delay is None:
+                    raise
+                log.info("STS call for client %s via %s failed (%s); retrying in %.2f s",
+                         client.name, provider.name, exc, delay)  # fmt: skip
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
 
     async def _fetch(
         self, provider: CredentialProvider, client: ClientWorkload
@@ -150,12 +227,16 @@ class CredentialCache:
                     headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"},
                 )
         except httpx.HTTPError as exc:
-            raise CredentialError(f"cannot reach STS at {url}: {exc.__class__.__name__}") from None
+            raise TransientCredentialError(
+                f"cannot reach STS at {url}: {exc.__class__.__name__}"
+            ) from None
         if resp.status_code != 200:
-            raise CredentialError(
-                f"STS refused AssumeRoleWithWebIdentity for role {provider.role_arn}: "
-                f"{parse_sts_error(resp.content)}"
-            )
+            code, message = sts_error_parts(resp.content)
+            why = (f"STS refused AssumeRoleWithWebIdentity for role {provider.role_arn}: "
+                   f"{code}: {message}")  # fmt: skip
+            if resp.status_code >= 500 or code in TRANSIENT_STS_CODES:
+                raise TransientCredentialError(f"{why} (HTTP {resp.status_code})")
+            raise CredentialError(why)
         credentials, expiration = parse_sts_response(resp.content)
         log.info(
             "credentials for client %s via %s: %s until %s",

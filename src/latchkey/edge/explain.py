@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from latchkey.control.conditions import RequestFacts
-from latchkey.control.model import Config, Evidence
+from latchkey.control.model import AuthScheme, Config, Evidence
 from latchkey.edge.decide import Allowed, Denied, check_conditions, decide
 
 
@@ -67,12 +67,16 @@ def explain(
     failed = check_conditions(config, decision, facts)
     if failed is not None:
         return Explanation(tuple(steps), "denied", failed.reason.value)
-    provider = config.credential_provider(decision.policy.select_provider(facts.access_key_id))
+    chosen = decision.policy.select_provider(facts.access_key_id)
+    if chosen is None or server.auth_scheme is AuthScheme.NONE:
+        steps.append(Step("credentials", True, "scheme none: the request goes as it is"))
+        return Explanation(tuple(steps), "allowed")
+    provider = config.credential_provider(chosen)
     steps.append(
         Step(
             "credentials",
             True,
-            f"CredentialProvider '{provider.name}' ({provider.type}): role {provider.role_arn}",
+            f"CredentialProvider '{provider.name}' ({provider.type}): {provider.describe()}",
         )
     )
     return Explanation(tuple(steps), "allowed")

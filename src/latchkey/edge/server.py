@@ -12,10 +12,14 @@ import asyncio
 import contextlib
 import json
 import logging
+import ssl
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
+from typing import Literal
 
+from latchkey.aws.chunked import ChunkFormatError
+from latchkey.aws.sigv4 import Credentials
 from latchkey.clock import Clock
 from latchkey.control.model import (
     AuthScheme,
@@ -25,37 +29,80 @@ from latchkey.control.model import (
     ServerWorkload,
     TokenCheck,
 )
+from latchkey.crypto.tls import NameNotPermitted
 from latchkey.crypto.x509 import LeafCache
 from latchkey.edge.credentials import CredentialCache, CredentialError
 from latchkey.edge.decide import Allowed, Denied, Reason, check_conditions, decide
 from latchkey.edge.facts import request_facts
+from latchkey.edge.inject import inject, placeholder
+from latchkey.edge.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from latchkey.edge.metrics import EdgeMetrics
 from latchkey.edge.peer import caller_hostname, find_peer_process
-from latchkey.edge.sign import placeholder_access_key, resign
+from latchkey.edge.scrub import scrub_error_body
+from latchkey.edge.secrets import SecretUnavailable, StaticSecrets
+from latchkey.edge.sign import (
+    PayloadMode,
+    Refusal,
+    SignedHead,
+    payload_mode,
+    placeholder_access_key,
+    refusal_response,
+    resign_body,
+    resign_head,
+    resigned_body,
+    scope_of,
+)
+from latchkey.edge.transparent import (
+    Kind,
+    Redirected,
+    TransparentListener,
+    is_listener_address,
+    open_streams,
+)
 from latchkey.edge.trust import TrustVerifier, extract_token
-from latchkey.edge.upstream import UpstreamError, UpstreamPool
+from latchkey.edge.upstream import StreamedResponse, UpstreamError, UpstreamPool, UpstreamTimeout
 from latchkey.http.h1 import (
+    MAX_BODY_BYTES,
+    MAX_HEADER_BYTES,
+    Event,
     ProtocolError,
     Request,
     RequestParser,
     Response,
+    body_framing,
     encode_request,
+    encode_request_head,
     encode_response,
+    encode_response_head,
     end_to_end,
 )
 from latchkey.http.splice import splice
+from latchkey.http.stream import (
+    ClientBody,
+    content_length,
+    encode_chunked,
+    stream_request_if,
+    write_streamed_response,
+)
 from latchkey.store.control import AccessEvent
 
 log = logging.getLogger("latchkey.edge")
 access_log = logging.getLogger("latchkey.edge.access")
 
 READ_CHUNK = 65536
-HEADER_TIMEOUT = 30.0
-IDLE_TIMEOUT = 120.0
 
 
 @dataclass(frozen=True, slots=True)
 class EdgeSettings:
-    tunnel_unknown_hosts: bool = True
+    """How the edge treats connections; every limit ends in a clear status."""
+
+    passthrough: Literal["tunnel", "deny"] = "tunnel"  # hosts that are no Server Workload
+    header_timeout: float = 30.0  # a started request's head must arrive within this (408)
+    idle_timeout: float = 120.0  # a keep-alive connection may wait this long for a request
+    max_header_bytes: int = MAX_HEADER_BYTES  # 431 beyond
+    max_body_bytes: int = MAX_BODY_BYTES  # 413 beyond (buffered bodies)
+    connect_timeout: float = 10.0  # upstream connect (TCP + TLS), 504 beyond
+    response_timeout: float = 60.0  # upstream answer, 504 beyond
 
 
 def deny_response(server: ServerWorkload, denied: Denied, status: int = 403) -> Response:
@@ -106,11 +153,14 @@ class Edge:
         self._trust = trust or TrustVerifier(clock, upstream.ssl_context)
         self._leaves = leaves
         self._credentials = credentials
+        self._secrets = StaticSecrets()  # static credential providers' secrets
         self._upstream = upstream
         self._clock = clock
         self._settings = settings or EdgeSettings()
+        self.metrics = EdgeMetrics(leaves, credentials)
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._transparent: list[TransparentListener] = []  # `up --transparent` listeners
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
         self._server = await asyncio.start_server(
@@ -122,6 +172,8 @@ class Edge:
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
+        for listener in self._transparent:
+            await listener.close()
         for task in list(self._tasks):
             task.cancel()
         self._upstream.close()
@@ -144,27 +196,51 @@ class Edge:
             if task is not None:
                 self._tasks.discard(task)
 
+    def _parser(self, server: ServerWorkload | None = None) -> RequestParser:
+        """A request parser; inside a Server Workload, bodies that need not be buffered are
+        streamed (see ``latchkey.http.stream``)."""
+        sigv4 = server is not None and server.auth_scheme is AuthScheme.AWS_SIGV4
+        return RequestParser(
+            max_header_bytes=self._settings.max_header_bytes,
+            max_body_bytes=self._settings.max_body_bytes,
+            stream_if=stream_request_if(declared_hash_streams=sigv4) if server else None,
+        )
+
     async def _read_request(
         self,
         reader: asyncio.StreamReader,
         parser: RequestParser,
-        pending: list[Request],
-        wait: float,
+        pending: list[Event],
+        idle: float,
     ) -> Request | None:
+        """The next request; ``None`` when the client closed or stayed idle for ``idle``
+        seconds. Once a request has begun, the rest must come within the header timeout:
+        ``RequestTimeout`` otherwise."""
+        started = False
         while not pending:
-            async with asyncio.timeout(wait):
-                data = await reader.read(READ_CHUNK)
+            wait = self._settings.header_timeout if started else idle
+            try:
+                async with asyncio.timeout(wait):
+                    data = await reader.read(READ_CHUNK)
+            except TimeoutError:
+                if started:
+                    raise ProtocolError("the request did not arrive in time", 408) from None
+                return None
             if not data:
                 return None
-            pending.extend(parser.feed(data))
-        return pending.pop(0)
+            started = True
+            pending.extend(parser.feed_events(data))
+        request = pending.pop(0)
+        if not isinstance(request, Request):  # (a streamed body is consumed or the end)
+            raise ProtocolError("a request body outlived its request")
+        return request
 
     async def _serve_proxy_connection(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, source: str
     ) -> None:
-        parser = RequestParser()
+        parser = self._parser()
         try:
-            first = await self._read_request(reader, parser, [], HEADER_TIMEOUT)
+            first = await self._read_request(reader, parser, [], self._settings.header_timeout)
         except ProtocolError as err:
             writer.write(encode_response(_plain(err.status, str(err))))
             return
@@ -173,6 +249,10 @@ class Edge:
         if first.method != "CONNECT":
             if first.method == "GET" and first.target == "/healthz":
                 writer.write(encode_response(_plain(200, "ok")))
+            elif first.method == "GET" and first.target == "/metrics":
+                body = self.metrics.render()
+                headers = [("Content-Type", METRICS_CONTENT_TYPE)]
+                writer.write(encode_response(Response(200, headers, body, keep_alive=False)))
             else:
                 writer.write(encode_response(_plain(405, "this proxy serves CONNECT only")))
             return
@@ -185,12 +265,20 @@ class Edge:
         if server is None:
             await self._tunnel(reader, writer, host, port, first.tail)
             return
+        self.metrics.connections.labels("intercepted").inc()
         if first.tail:
             writer.write(encode_response(_plain(400, "data sent before the CONNECT was answered")))
             return
         # Mint (or find) the leaf first and stop reading before answering: the client's
         # ClientHello must reach the TLS layer, not this stream's buffer.
-        context = await asyncio.to_thread(self._leaves.context_for, host) if server.tls else None
+        context: ssl.SSLContext | None = None
+        try:
+            if server.tls:
+                context = await asyncio.to_thread(self._leaves.context_for, host)
+        except NameNotPermitted as exc:
+            log.error("server workload %s: %s", server.name, exc)
+            writer.write(encode_response(_plain(502, str(exc))))
+            return
         if context is not None:
             # (uvloop's transports are not asyncio.ReadTransport subclasses: no isinstance)
             writer.transport.pause_reading()  # type: ignore[attr-defined]
@@ -203,7 +291,11 @@ class Edge:
         await self._serve_requests(reader, writer, evidence, server, host)
 
     async def _evidence(
-        self, writer: asyncio.StreamWriter, source: str, connect_headers: list[tuple[str, str]]
+        self,
+        writer: asyncio.StreamWriter,
+        source: str,
+        connect_headers: list[tuple[str, str]],
+        ours: tuple[str, int] | None = None,  # transparent: the original destination
     ) -> Evidence:
         """What is known about the caller, gathered once per connection."""
         config = self._config()
@@ -212,14 +304,14 @@ class Edge:
         if token is not None:
             for name in sorted(config.token_trust_providers):
                 tokens[name] = await self._trust.check(config.trust_provider(name), token)
-        facts = await self._process_facts(writer, config) if config.needs_process else None
+        facts = await self._process_facts(writer, config, ours) if config.needs_process else None
         hostname = await caller_hostname(source) if config.needs_hostname else None
         return Evidence(
             source, facts, token_presented=token is not None, tokens=tokens, hostname=hostname
         )
 
     async def _process_facts(
-        self, writer: asyncio.StreamWriter, config: Config
+        self, writer: asyncio.StreamWriter, config: Config, ours: tuple[str, int] | None = None
     ) -> ProcessFacts | None:
         sock = writer.get_extra_info("socket")
         if sock is None:
@@ -227,7 +319,8 @@ class Edge:
         want_sha = config.needs_exe_sha256
 
         def look() -> ProcessFacts | None:
-            info = find_peer_process(ours=sock.getsockname()[:2], peer=sock.getpeername()[:2])
+            mine = ours or sock.getsockname()[:2]  # the peer's socket names this as its remote
+            info = find_peer_process(ours=mine, peer=sock.getpeername()[:2])
             if info is None:
                 return None
             sha = info.exe_sha256() if want_sha else None
@@ -238,6 +331,82 @@ class Edge:
         except OSError:
             return None
 
+    # -- transparent mode (iptables REDIRECT; see edge/transparent.py) ------------------------
+
+    async def start_transparent(self, host: str, port: int) -> tuple[str, int]:
+        """Listen for connections redirected by iptables; returns the bound address."""
+        listener = TransparentListener(self._on_redirected)
+        bound = await listener.start(host, port)
+        self._transparent.append(listener)
+        return bound
+
+    def _is_own_listener(self, address: tuple[str, int]) -> bool:
+        ours = [listener.address for listener in self._transparent]
+        if self._server is not None:
+            ours += [
+                (str(s.getsockname()[0]), int(s.getsockname()[1])) for s in self._server.sockets
+            ]
+        return any(is_listener_address(address, listening) for listening in ours)
+
+    async def _on_redirected(self, conn: Redirected) -> None:
+        """A redirected connection: what the CONNECT path does after CONNECT for a Server
+        Workload named by SNI (TLS) or Host (plain HTTP) on the original port; else a tunnel
+        to the original destination."""
+        host, port = conn.first.name, conn.original[1]
+        server = self._config().server_workload_for(host, port) if host else None
+        if server is not None and server.tls != (conn.first.kind is Kind.TLS):
+            server = None  # TLS to a plain-HTTP workload, or the reverse: not ours to read
+        if server is None or host is None:
+            await self._tunnel_redirected(conn)
+            return
+        self.metrics.connections.labels("intercepted").inc()
+        context: ssl.SSLContext | None = None
+        try:
+            if server.tls:
+                context = await asyncio.to_thread(self._leaves.context_for, host)
+        except NameNotPermitted as exc:
+            log.error("server workload %s: %s", server.name, exc)
+            return
+        handshake = self._settings.header_timeout
+        reader, writer = await open_streams(conn.sock, context, handshake_timeout=handshake)
+        try:
+            evidence = await self._evidence(writer, conn.peer[0], [], ours=conn.original)
+            await self._serve_requests(reader, writer, evidence, server, host)
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer.wait_closed(), 5)
+
+    async def _tunnel_redirected(self, conn: Redirected) -> None:
+        """Byte for byte to the original destination (the peeked bytes included), or closed
+        under ``passthrough: deny``."""
+        host, port = host_port = conn.original
+        named = f" ({conn.first.kind.value} {conn.first.name or conn.first.why})"
+        if self._settings.passthrough == "deny":
+            self.metrics.connections.labels("refused").inc()
+            log.info("transparent: %s -> %s:%d%s refused (passthrough: deny)",
+                     conn.peer[0], host, port, named)  # fmt: skip
+            return
+        if self._is_own_listener(conn.original):
+            log.error("transparent: %s -> %s:%d is the edge; closed", conn.peer[0], *host_port)
+            return
+        try:
+            up_reader, up_writer = await asyncio.wait_for(
+                asyncio.open_connection(host, port), self._settings.connect_timeout
+            )
+        except (OSError, TimeoutError) as exc:
+            log.info("transparent: cannot connect to %s:%d: %s", host, port, exc)
+            return
+        self.metrics.connections.labels("tunnel").inc()
+        log.info("transparent: %s -> %s:%d%s tunnelled", conn.peer[0], host, port, named)
+        reader, writer = await open_streams(conn.sock)
+        try:
+            await splice((reader, writer), (up_reader, up_writer))
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer.wait_closed(), 5)
+
     async def _tunnel(
         self,
         reader: asyncio.StreamReader,
@@ -246,14 +415,17 @@ class Edge:
         port: int,
         tail: bytes,
     ) -> None:
-        if not self._settings.tunnel_unknown_hosts:
-            writer.write(encode_response(_plain(403, f"{host}:{port} is not a server workload")))
+        if self._settings.passthrough == "deny":
+            self.metrics.connections.labels("refused").inc()
+            text = f"{host}:{port} is not a server workload (passthrough: deny)"
+            writer.write(encode_response(_plain(403, text)))
             return
         try:
             up_reader, up_writer = await asyncio.wait_for(asyncio.open_connection(host, port), 10)
         except (OSError, TimeoutError) as exc:
             writer.write(encode_response(_plain(502, f"cannot connect to {host}:{port}: {exc}")))
             return
+        self.metrics.connections.labels("tunnel").inc()
         writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
         if tail:
             up_writer.write(tail)
@@ -267,22 +439,31 @@ class Edge:
         server: ServerWorkload,
         host: str,
     ) -> None:
-        parser = RequestParser()
-        pending: list[Request] = []
+        parser = self._parser(server)
+        pending: list[Event] = []
         while True:
             try:
-                request = await self._read_request(reader, parser, pending, IDLE_TIMEOUT)
+                request = await self._read_request(
+                    reader, parser, pending, self._settings.idle_timeout
+                )
             except ProtocolError as err:
                 writer.write(encode_response(_plain(err.status, str(err))))
                 return
             if request is None:
                 return
             started = time.perf_counter()
-            response, outcome = await self._handle(request, evidence, server, host)
-            response.keep_alive = response.keep_alive and request.keep_alive
-            writer.write(encode_response(response))
-            await writer.drain()
+            body = None
+            if request.streamed:
+                timeout = self._settings.header_timeout
+                body = ClientBody(reader, writer, parser, pending, request, timeout=timeout)
+            answer, outcome = await self._handle(request, evidence, server, host, body)
+            response = answer.head if isinstance(answer, StreamedResponse) else answer
+            # A body left unread cannot be skipped safely: close after answering.
+            unread = body is not None and not body.finished
+            response.keep_alive = response.keep_alive and request.keep_alive and not unread
+            await self._answer(writer, request, answer)
             latency = (time.perf_counter() - started) * 1000
+            self.metrics.requests.labels(server.name, outcome.decision, outcome.reason or "").inc()
             access_log.info(
                 "%s %s %s %s -> %d %s %.1fms",
                 evidence.source_address,
@@ -309,54 +490,166 @@ class Edge:
                         path=request.path,
                         status=response.status,
                         latency_ms=round(latency, 3),
+                        evidence=outcome.evidence,
+                        credential_result=outcome.credentials,
+                        upstream_status=outcome.upstream_status,
                     )
                 )
             if not response.keep_alive:
                 return
 
+    async def _answer(
+        self,
+        writer: asyncio.StreamWriter,
+        request: Request,
+        answer: Response | StreamedResponse,
+    ) -> None:
+        if isinstance(answer, StreamedResponse):
+            http10 = request.http_version == "1.0"
+            async with contextlib.aclosing(answer.rest) as rest:
+                await write_streamed_response(
+                    writer, answer.head, answer.length, answer.first, rest, http10=http10
+                )
+        elif request.method == "HEAD":  # the length a GET would have had, and no body
+            length = body_framing(answer.headers)
+            writer.write(encode_response_head(answer, length, no_body=True))
+        else:
+            writer.write(encode_response(answer))
+        await writer.drain()
+
     async def _handle(
-        self, request: Request, evidence: Evidence, server: ServerWorkload, host: str
-    ) -> tuple[Response, Outcome]:
+        self,
+        request: Request,
+        evidence: Evidence,
+        server: ServerWorkload,
+        host: str,
+        body: ClientBody | None = None,
+    ) -> tuple[Response | StreamedResponse, Outcome]:
         config = self._config()  # this request keeps this Config, whatever is applied meanwhile
         decision = decide(config, server, evidence)
         if isinstance(decision, Denied):
             return deny_response(server, decision), Outcome.denied(decision)
         assert isinstance(decision, Allowed)
         client, policy = decision.client.name, decision.policy.name
+        matched = decision.client.matched_by()
         if decision.policy.conditions:
             failed = check_conditions(
                 config, decision, request_facts(request, host, self._clock.now())
             )
             if failed is not None:
-                return deny_response(server, failed), Outcome.denied(failed, client, policy)
+                refused = Outcome.denied(failed, client, policy)
+                return deny_response(server, failed), replace(refused, evidence=matched)
         headers = end_to_end(request.headers)
         provider_name: str | None = None
+        signed: SignedHead | None = None
+        got: str | None = None
         if server.auth_scheme is AuthScheme.AWS_SIGV4:
             provider_name = decision.policy.select_provider(placeholder_access_key(request))
-            provider = config.credential_provider(provider_name)
             try:
-                creds = await self._credentials.get(provider, decision.client)
+                if provider_name is None:  # (the loader refuses such a policy)
+                    raise CredentialError(f"access policy '{policy}' names no credential provider")
+                provider = config.credential_provider(provider_name)
+                creds, got = await self._credentials.get_with_result(provider, decision.client)
             except CredentialError as exc:
                 denied = Denied(Reason.CREDENTIAL_UNAVAILABLE, str(exc))
                 outcome = Outcome.denied(denied, client, policy, provider_name)
+                outcome = replace(outcome, evidence=matched, credentials="unavailable")
                 return deny_response(server, denied, 503), outcome
-            headers = resign(request, creds, host=host, now=self._clock.now())
-        data = encode_request(request.method, request.target, headers, request.body)
-        allowed = Outcome(f"allowed:{policy}", "allowed", None, client, policy, provider_name)
+            try:
+                signed = await self._resign(request, body, creds, host)
+            except Refusal as exc:
+                outcome = Outcome("denied:cannot-resign", "denied", "cannot-resign", client,
+                                  policy, provider_name, exc.message)  # fmt: skip
+                return refusal_response(exc, request, host), outcome
+            headers = signed.headers
+        elif server.auth_scheme is not AuthScheme.NONE:  # bearer, header, basic: a static secret
+            scheme, header = server.auth_scheme, server.auth_header
+            provider_name = decision.policy.select_provider(placeholder(headers, scheme, header))
+            try:
+                if provider_name is None:  # (the loader refuses such a policy)
+                    raise SecretUnavailable(f"policy '{policy}' names no credential provider")
+                secret = self._secrets.secret_for(config.credential_provider(provider_name), scheme)
+            except SecretUnavailable as exc:
+                denied = Denied(Reason.CREDENTIAL_UNAVAILABLE, str(exc))
+                outcome = Outcome.denied(denied, client, policy, provider_name)
+                outcome = replace(outcome, evidence=matched, credentials="unavailable")
+                return deny_response(server, denied, 503), outcome
+            headers = inject(headers, scheme, secret, header)
+            got = "static"
+        allowed = Outcome(f"allowed:{policy}", "allowed", None, client, policy, provider_name,
+                          evidence=matched, credentials=got)  # fmt: skip
+        return await self._forward(request, body, headers, signed, server, host, allowed)
+
+    async def _resign(
+        self, request: Request, body: ClientBody | None, creds: Credentials, host: str
+    ) -> SignedHead:
+        """Re-sign the head; a body the signature must hash is read (capped) first."""
+        _region, service = scope_of(request, host)
+        if body is not None and payload_mode(request, service) is PayloadMode.HASH_BODY:
+            try:
+                request.body = await body.collect(self._settings.max_body_bytes)
+            except ProtocolError as err:
+                raise Refusal("InvalidRequest", str(err), err.status) from None
+        return resign_head(request, creds, host=host, now=self._clock.now())
+
+    async def _forward(
+        self,
+        request: Request,
+        body: ClientBody | None,
+        headers: list[tuple[str, str]],
+        signed: SignedHead | None,
+        server: ServerWorkload,
+        host: str,
+        allowed: Outcome,
+    ) -> tuple[Response | StreamedResponse, Outcome]:
+        """Send the request upstream (its body buffered, or streamed from the client, chunk
+        signatures re-signed on the way) and take the answer."""
+        upstream = server.upstream_host(host)
+        chunks = signed if signed is not None and signed.chunks is not None else None
+        stream: AsyncIterator[bytes] | None = None
         try:
-            response = await self._upstream.request(
-                server.upstream_host(host),
+            if body is not None and not body.finished:
+                headers = [(k, v) for k, v in headers if k.lower() != "expect"]
+                data = encode_request_head(
+                    request.method, request.target, headers, content_length(request)
+                )
+                parts: AsyncIterator[bytes] = body.parts()
+                if chunks is not None:
+                    parts = resigned_body(parts, chunks, self._settings.max_body_bytes)
+                stream = parts if content_length(request) is not None else encode_chunked(parts)
+            else:
+                payload = request.body
+                if chunks is not None:
+                    payload = resign_body(payload, chunks, self._settings.max_body_bytes)
+                data = encode_request(request.method, request.target, headers, payload)
+        except ChunkFormatError as exc:
+            return _plain(400, str(exc)), replace(allowed, detail=str(exc))
+        sent = time.perf_counter()
+        try:
+            answer = await self._upstream.exchange(
+                upstream,
                 server.forward_port,
                 server.forward_tls,
                 data,
+                body=stream,
                 verify=server.tls_verify,
+                head_request=request.method == "HEAD",
             )
         except UpstreamError as exc:
-            text = f"latchkey: upstream {server.upstream_host(host)}: {exc}"
-            return _plain(502, text, True), replace(allowed, detail=f"upstream error: {exc}")
+            status = 504 if isinstance(exc, UpstreamTimeout) else 502
+            text = f"latchkey: upstream {upstream}:{server.forward_port}: {exc}"
+            return _plain(status, text, True), replace(allowed, detail=f"upstream error: {exc}")
+        except ChunkFormatError as exc:
+            return _plain(400, str(exc)), replace(allowed, detail=str(exc))
+        except ProtocolError as exc:
+            return _plain(exc.status, str(exc)), replace(allowed, detail=str(exc))
+        self.metrics.upstream_seconds.labels(server.name).observe(time.perf_counter() - sent)
+        response = answer.head if isinstance(answer, StreamedResponse) else answer
         response.headers = end_to_end(response.headers)
+        if response.status >= 400:
+            response.body = scrub_error_body(response.body)
         response.keep_alive = True
-        return response, allowed
+        return answer, replace(allowed, upstream_status=response.status)
 
 
 @dataclass(frozen=True, slots=True)
@@ -370,6 +663,9 @@ class Outcome:
     policy: str | None = None
     provider: str | None = None
     detail: str | None = None
+    evidence: str | None = None  # what identified the client
+    credentials: str | None = None  # cached | refreshing | fetched | unavailable
+    upstream_status: int | None = None
 
     @classmethod
     def denied(

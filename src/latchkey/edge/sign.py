@@ -1,15 +1,76 @@
-"""Re-signing a client's request with real credentials (pure: time is passed in)."""
+"""Re-signing a client's request with real credentials (pure: time is passed in).
+
+The payload hash the client declared (``x-amz-content-sha256``) picks how the body is handled:
+
+=========================================  ==================================================
+none                                       the edge hashes the body (buffered, capped: 413)
+64 hex digits                              reused as declared (the upstream checks it)
+``UNSIGNED-PAYLOAD``                       headers signed, body streamed as is
+``STREAMING-UNSIGNED-PAYLOAD-TRAILER``     headers signed, chunks and trailer streamed as is
+``STREAMING-AWS4-HMAC-SHA256-PAYLOAD``     each chunk re-signed while streaming (``aws.chunked``)
+``...-PAYLOAD-TRAILER``                    the same, and the trailer signature too
+=========================================  ==================================================
+
+Presigned URLs and compressed request bodies are refused (``Refusal``) with the workaround.
+S3 signs its path as sent (encoded once); every other service encodes it once more.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import enum
+import json
+from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass
+from urllib.parse import unquote
+from xml.sax.saxutils import escape
 
 from latchkey.aws import sigv4
+from latchkey.aws.chunked import ChunkResigner, ChunkSigning
 from latchkey.control.model import normalize_host
-from latchkey.http.h1 import Request, end_to_end
+from latchkey.http.h1 import Request, Response, end_to_end
 
 # Headers of the client's placeholder signature: removed before re-signing.
 PLACEHOLDER_HEADERS = frozenset({"authorization", "x-amz-date", "x-amz-security-token"})
+# Never sent upstream: the edge writes the framing, and answers 100-continue itself.
+_DROPPED = PLACEHOLDER_HEADERS | {"content-length", "expect"}
+# SigV4 query auth, and SigV2's (AWSAccessKeyId, still used by S3 presigned URLs)
+_PRESIGN_PARAMS = frozenset(
+    {"x-amz-signature", "x-amz-credential", "x-amz-algorithm", "awsaccesskeyid"}
+)
+_IDENTITY_CODINGS = frozenset({"", "identity", "aws-chunked"})
+
+
+class PayloadMode(enum.Enum):
+    HASH_BODY = "hash-body"
+    DECLARED_HASH = "declared-hash"
+    UNSIGNED = sigv4.UNSIGNED_PAYLOAD
+    UNSIGNED_TRAILER = sigv4.STREAMING_UNSIGNED_TRAILER
+    SIGNED_CHUNKS = sigv4.STREAMING_PAYLOAD
+    SIGNED_CHUNKS_TRAILER = sigv4.STREAMING_PAYLOAD_TRAILER
+
+    @property
+    def resigns_chunks(self) -> bool:
+        return self in (PayloadMode.SIGNED_CHUNKS, PayloadMode.SIGNED_CHUNKS_TRAILER)
+
+
+class Refusal(Exception):
+    """A request the edge cannot re-sign; ``message`` says why and what to do instead."""
+
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class SignedHead:
+    """The headers to send upstream, and how the body must be treated."""
+
+    headers: list[tuple[str, str]]
+    mode: PayloadMode
+    chunks: ChunkSigning | None = None  # set when the chunk chain must be re-signed
 
 
 def scope_of(request: Request, host: str) -> tuple[str, str]:
@@ -39,24 +100,143 @@ def placeholder_access_key(request: Request) -> str | None:
     return auth.split("Credential=", 1)[1].split("/", 1)[0].strip() or None
 
 
-def resign(
+def payload_mode(request: Request, service: str) -> PayloadMode:
+    """How the body is signed; ``Refusal`` for what the edge cannot re-sign."""
+    query_keys = {unquote(part.partition("=")[0]).lower() for part in request.query.split("&")}
+    if query_keys & _PRESIGN_PARAMS:
+        raise Refusal(
+            "InvalidRequest",
+            "latchkey cannot re-sign a presigned URL (a signature in the query): the edge "
+            "holds the real keys, so send the request header-signed with the placeholder keys "
+            "through the edge instead of presigning it.",
+        )
+    codings = {
+        token.strip().lower()
+        for key, value in request.headers
+        if key.lower() == "content-encoding"
+        for token in value.split(",")
+    }
+    if service != "s3" and codings - _IDENTITY_CODINGS:  # S3: object metadata, not compression
+        raise Refusal(
+            "InvalidRequest",
+            "latchkey does not re-sign compressed request bodies (Content-Encoding: "
+            f"{', '.join(sorted(codings - _IDENTITY_CODINGS))}): disable request compression "
+            "in the client (AWS_DISABLE_REQUEST_COMPRESSION=true, or "
+            "disable_request_compression = true in the AWS config file).",
+        )
+    declared = [v.strip() for k, v in request.headers if k.lower() == "x-amz-content-sha256"]
+    if not declared:
+        return PayloadMode.HASH_BODY
+    if len(declared) > 1:
+        raise Refusal("InvalidRequest", "more than one x-amz-content-sha256 header")
+    value = declared[0]
+    if len(value) == 64 and all(c in "0123456789abcdefABCDEF" for c in value):
+        return PayloadMode.DECLARED_HASH
+    try:
+        mode = PayloadMode(value)
+    except ValueError:
+        raise Refusal(
+            "InvalidRequest",
+            "latchkey cannot re-sign this x-amz-content-sha256 value (supported: a hex "
+            f"SHA-256, {', '.join(m.value for m in list(PayloadMode)[2:])})",
+        ) from None
+    if mode.resigns_chunks and "aws-chunked" not in codings:
+        raise Refusal("InvalidRequest", "a streaming signed payload needs aws-chunked encoding")
+    return mode
+
+
+def resign_head(
     request: Request, creds: sigv4.Credentials, *, host: str, now: dt.datetime
-) -> list[tuple[str, str]]:
-    """The headers to send upstream: placeholder auth and hop-by-hop removed, signed anew."""
+) -> SignedHead:
+    """Sign the request's head anew. For ``HASH_BODY`` ``request.body`` must be the whole body;
+    for every other mode the body is not read."""
     region, service = scope_of(request, host)
-    kept = tuple(
-        (k, v)
-        for k, v in end_to_end(request.headers)
-        if k.lower() not in PLACEHOLDER_HEADERS and k.lower() != "content-length"
-    )
+    mode = payload_mode(request, service)
+    kept = [(k, v) for k, v in end_to_end(request.headers) if k.lower() not in _DROPPED]
     if not any(k.lower() == "host" for k, _ in kept):
-        kept = (("Host", host), *kept)
+        kept.insert(0, ("Host", host))
+    s3 = service == "s3"
+    if s3 and mode is PayloadMode.HASH_BODY:  # S3 wants the hash as a header
+        kept.append(("x-amz-content-sha256", sigv4.payload_hash(request.body)))
     unsigned = sigv4.HttpRequest(
         method=request.method,
         path=request.path,
         query=request.query,
-        headers=kept,
-        body=request.body,
+        headers=tuple(kept),
+        body=request.body if mode is PayloadMode.HASH_BODY else b"",
     )
-    signed = sigv4.sign_request_headers(unsigned, creds, region=region, service=service, now=now)
-    return list(signed)
+    signed = sigv4.sign_request_headers(
+        unsigned,
+        creds,
+        region=region,
+        service=service,
+        now=now,
+        payload_hash=None if mode is PayloadMode.HASH_BODY else sigv4.UNSIGNED_PAYLOAD,
+        normalize_path=not s3,
+        encode_path=not s3,
+    )
+    chunks = None
+    if mode.resigns_chunks:
+        scope = sigv4.CredentialScope(sigv4.format_amz_date(now)[:8], region, service)
+        seed = dict(signed)["Authorization"].rsplit("Signature=", 1)[1]
+        key = sigv4.derive_signing_key(creds.secret_key, scope)
+        chunks = ChunkSigning(key, sigv4.format_amz_date(now), scope, seed)
+    return SignedHead(list(signed), mode, chunks)
+
+
+def resign(
+    request: Request, creds: sigv4.Credentials, *, host: str, now: dt.datetime
+) -> list[tuple[str, str]]:
+    """The headers to send upstream: placeholder auth and hop-by-hop removed, signed anew."""
+    return resign_head(request, creds, host=host, now=now).headers
+
+
+def _resigner(signed: SignedHead, max_chunk_bytes: int) -> ChunkResigner:
+    if signed.chunks is None:
+        raise ValueError("this request has no chunk chain to re-sign")
+    trailer = signed.mode is PayloadMode.SIGNED_CHUNKS_TRAILER
+    return ChunkResigner(signed.chunks, trailer=trailer, max_chunk_bytes=max_chunk_bytes)
+
+
+def resign_body(body: bytes, signed: SignedHead, max_chunk_bytes: int) -> bytes:
+    """A whole aws-chunked body, its chunk chain re-signed (``ChunkFormatError`` if bad)."""
+    resigner = _resigner(signed, max_chunk_bytes)
+    out = resigner.feed(body)
+    resigner.finish()
+    return out
+
+
+async def resigned_body(
+    parts: AsyncIterator[bytes], signed: SignedHead, max_chunk_bytes: int
+) -> AsyncGenerator[bytes, None]:
+    """The same, while streaming: memory is bounded by one chunk."""
+    resigner = _resigner(signed, max_chunk_bytes)
+    async for part in parts:
+        out = resigner.feed(part)
+        if out:
+            yield out
+    resigner.finish()
+
+
+def refusal_response(refusal: Refusal, request: Request, host: str) -> Response:
+    """The refusal in the error shape the client parses: XML for S3 and query APIs, else JSON."""
+    _region, service = scope_of(request, host)
+    content_type = (request.header("Content-Type") or "").lower()
+    headers = [("x-latchkey-reason", "cannot-resign")]
+    if service == "s3" or "x-www-form-urlencoded" in content_type:
+        body = (
+            "<?xml version='1.0' encoding='UTF-8'?>\n<ErrorResponse><Error><Type>Sender</Type>"
+            f"<Code>{escape(refusal.code)}</Code><Message>{escape(refusal.message)}</Message>"
+            "</Error></ErrorResponse>"
+        ).encode()
+        if service == "s3":
+            body = (
+                "<?xml version='1.0' encoding='UTF-8'?>\n<Error>"
+                f"<Code>{escape(refusal.code)}</Code><Message>{escape(refusal.message)}</Message>"
+                "</Error>"
+            ).encode()
+        headers.append(("Content-Type", "application/xml"))
+    else:
+        body = json.dumps({"__type": refusal.code, "message": refusal.message}).encode()
+        headers.append(("Content-Type", "application/x-amz-json-1.1"))
+    return Response(refusal.status, headers, body, keep_alive=True)

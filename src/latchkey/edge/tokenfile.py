@@ -20,10 +20,12 @@ class TokenFileError(Exception):
 
 
 class TokenFile:
+    label = "token file"  # how messages name the file (subclasses hold other secrets)
+
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
-        self._stamp: tuple[int, int, int, int] | None = None
+        self._stamp: tuple[int, ...] | None = None
         self._token = ""
         self.reads = 0  # how many times the file was actually read (for status and tests)
 
@@ -32,8 +34,9 @@ class TokenFile:
         try:
             st = os.stat(self.path)
         except OSError as exc:
-            raise TokenFileError(f"cannot read token file {self.path}: {exc.strerror}") from None
-        stamp = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+            raise TokenFileError(f"cannot read {self.label} {self.path}: {exc.strerror}") from None
+        # (ctime too: a chmod or chown alone must be seen, for files whose mode is checked)
+        stamp = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
         with self._lock:
             if stamp != self._stamp:
                 self._token = self._read(st.st_size)

@@ -1,4 +1,10 @@
-"""Upstream connections: verified TLS, keep-alive, pooled per (host, port, tls)."""
+"""Upstream connections: verified TLS, keep-alive, pooled per (host, port, tls).
+
+``exchange`` sends a request head, then its body (bytes, or parts streamed from the client),
+and answers with the whole ``Response`` when it is small or an error, else with a
+``StreamedResponse`` whose body the caller relays as it arrives. A request with a streamed body
+always gets a fresh connection (it cannot be replayed if a pooled one turns out closed).
+"""
 
 from __future__ import annotations
 
@@ -6,21 +12,39 @@ import asyncio
 import contextlib
 import ssl
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 
-from latchkey.http.h1 import ProtocolError, Response, ResponseParser
+from latchkey.http.h1 import (
+    MAX_BODY_BYTES,
+    BodyEnd,
+    BodyPart,
+    ProtocolError,
+    Response,
+    ResponseStreamParser,
+    body_framing,
+)
 
 IDLE_SECONDS = 30.0
 READ_CHUNK = 65536
+STREAM_OVER = 256 * 1024  # responses larger than this (or of unknown length) are streamed
 
 
 class UpstreamError(Exception):
     """The upstream could not be reached or broke the protocol (message names host and cause)."""
 
 
+class UpstreamTimeout(UpstreamError):
+    """Connecting or waiting for the answer took longer than allowed (the edge answers 504)."""
+
+
 class _ClosedBeforeAnswer(UpstreamError):
     """A kept-alive connection the server had already closed: safe to retry once."""
+
+
+_Events = deque[Response | BodyPart | BodyEnd]
+_Key = tuple[str, int, bool, bool]
 
 
 @dataclass(slots=True)
@@ -53,7 +77,7 @@ class UpstreamPool:
         self._insecure: ssl.SSLContext | None = None
         self._connect_timeout = connect_timeout
         self._response_timeout = response_timeout
-        self._idle: dict[tuple[str, int, bool, bool], list[_Conn]] = defaultdict(list)
+        self._idle: dict[_Key, list[_Conn]] = defaultdict(list)
         self.handshakes = 0
 
     @property
@@ -83,7 +107,9 @@ class UpstreamPool:
                 self._connect_timeout,
             )
         except TimeoutError:
-            raise UpstreamError(f"connecting to {host}:{port} timed out") from None
+            raise UpstreamTimeout(
+                f"connecting to {host}:{port} took longer than {self._connect_timeout:g} s"
+            ) from None
         except ssl.SSLCertVerificationError as exc:
             raise UpstreamError(
                 f"TLS verification of {host}:{port} failed: {exc.verify_message}"
@@ -97,67 +123,204 @@ class UpstreamPool:
     async def request(
         self, host: str, port: int, tls: bool, data: bytes, *, verify: bool = True
     ) -> Response:
-        """Send one serialised request, return the whole response."""
+        """Send one serialised request, return the whole response (bodies up to 8 MiB)."""
+        answer = await self.exchange(host, port, tls, data, verify=verify)
+        if isinstance(answer, Response):
+            return answer
+        parts = [answer.first]
+        size = len(answer.first)
+        async with contextlib.aclosing(answer.rest) as rest:
+            async for part in rest:
+                size += len(part)
+                if size > MAX_BODY_BYTES:
+                    raise UpstreamError("upstream response body too large")
+                parts.append(part)
+        answer.head.body = b"".join(parts)
+        return answer.head
+
+    async def exchange(
+        self,
+        host: str,
+        port: int,
+        tls: bool,
+        head: bytes,
+        *,
+        body: AsyncIterator[bytes] | None = None,
+        verify: bool = True,
+        head_request: bool = False,
+    ) -> Response | StreamedResponse:
+        """Send ``head`` (a whole request, or its head when ``body`` streams the rest)."""
         key = (host, port, tls, verify)
-        idle = self._idle[key]
-        conn = None
-        while idle:
-            candidate = idle.pop()
-            if candidate.usable():
-                conn = candidate
-                break
-            candidate.close()
+        conn = self._pooled(key) if body is None else None
         reused = conn is not None
         if conn is None:
             conn = await self._connect(host, port, tls, verify)
         try:
-            response = await self._exchange(conn, data)
+            await self._send(conn, head, body)
+            return await self._receive(conn, key, head_request)
         except _ClosedBeforeAnswer:
             conn.close()
             if not reused:
                 raise
-            # A pooled connection the server had closed: retry once on a new one.
-            conn = await self._connect(host, port, tls, verify)
-            try:
-                response = await self._exchange(conn, data)
-            except UpstreamError:
-                conn.close()
-                raise
-        except UpstreamError:
+        except BaseException:
             conn.close()
             raise
-        if response.keep_alive:
+        # A pooled connection the server had closed: retry once on a new one.
+        conn = await self._connect(host, port, tls, verify)
+        try:
+            await self._send(conn, head, None)
+            return await self._receive(conn, key, head_request)
+        except BaseException:
+            conn.close()
+            raise
+
+    def _pooled(self, key: _Key) -> _Conn | None:
+        idle = self._idle[key]
+        while idle:
+            candidate = idle.pop()
+            if candidate.usable():
+                return candidate
+            candidate.close()
+        return None
+
+    def _release(self, conn: _Conn, key: _Key, keep_alive: bool) -> None:
+        if keep_alive:
             conn.idle_since = time.monotonic()
-            idle.append(conn)
+            self._idle[key].append(conn)
         else:
             conn.close()
-        return response
 
-    async def _exchange(self, conn: _Conn, data: bytes) -> Response:
-        parser = ResponseParser()
+    async def _send(self, conn: _Conn, head: bytes, body: AsyncIterator[bytes] | None) -> None:
+        """Write the request; the body's own errors (the client's side) pass through as is."""
         try:
-            conn.writer.write(data)
-            await conn.writer.drain()
+            conn.writer.write(head)
+            await self._drain(conn)
+            if body is None:
+                return
+            async for part in body:
+                conn.writer.write(part)
+                await self._drain(conn)
+        except ConnectionResetError:
+            raise UpstreamError(
+                "upstream reset the connection while the request was sent"
+            ) from None
+        except (OSError, ssl.SSLError) as exc:
+            raise UpstreamError(f"upstream connection failed: {exc}") from None
+
+    async def _drain(self, conn: _Conn) -> None:
+        try:
             async with asyncio.timeout(self._response_timeout):
-                while True:
-                    chunk = await conn.reader.read(READ_CHUNK)
-                    if not chunk:
-                        raise _ClosedBeforeAnswer("upstream closed the connection before answering")
-                    # Interim (1xx) responses are not the answer: keep reading.
-                    final = [r for r in parser.feed(chunk) if r.status >= 200]
-                    if final:
-                        return final[0]
+                await conn.writer.drain()
         except TimeoutError:
-            raise UpstreamError("upstream did not answer in time") from None
+            raise UpstreamTimeout(
+                f"upstream did not take the request within {self._response_timeout:g} s"
+            ) from None
+
+    async def _read(self, conn: _Conn, parser: ResponseStreamParser, events: _Events) -> bool:
+        """One read fed to the parser; False at the end of the stream."""
+        try:
+            async with asyncio.timeout(self._response_timeout):
+                chunk = await conn.reader.read(READ_CHUNK)
+        except TimeoutError:
+            raise UpstreamTimeout(f"no answer within {self._response_timeout:g} s") from None
         except ConnectionResetError:
             raise _ClosedBeforeAnswer("upstream reset the connection") from None
         except (OSError, ssl.SSLError) as exc:
             raise UpstreamError(f"upstream connection failed: {exc}") from None
+        if not chunk:
+            return False
+        try:
+            events.extend(parser.feed(chunk))
         except ProtocolError as exc:
             raise UpstreamError(f"upstream broke HTTP/1.1: {exc}") from None
+        return True
+
+    async def _receive(
+        self, conn: _Conn, key: _Key, head_request: bool
+    ) -> Response | StreamedResponse:
+        parser = ResponseStreamParser(head_request=head_request)
+        events: _Events = deque()
+        while not events:
+            if not await self._read(conn, parser, events):
+                raise _ClosedBeforeAnswer("upstream closed the connection before answering")
+        head = events.popleft()
+        assert isinstance(head, Response)
+        length = body_framing(head.headers)
+        chunked = any(k.lower() == "transfer-encoding" for k, _ in head.headers)
+        until_close = length is None and not chunked
+        if until_close:
+            head.keep_alive = False
+        buffered = head.status >= 400 or (length is not None and length <= STREAM_OVER)
+        body: list[bytes] = []
+        size = 0
+        while True:
+            while events:
+                event = events.popleft()
+                if isinstance(event, BodyEnd):
+                    head.body = b"".join(body)
+                    self._release(conn, key, head.keep_alive)
+                    return head
+                assert isinstance(event, BodyPart)
+                body.append(event.data)
+                size += len(event.data)
+            if not buffered:
+                first = b"".join(body)
+                rest = self._rest(conn, key, parser, events, head.keep_alive, until_close)
+                return StreamedResponse(head, length, first, rest)
+            if size > MAX_BODY_BYTES:
+                raise UpstreamError("upstream error response body too large")
+            if not await self._read(conn, parser, events):
+                if until_close:
+                    head.body = b"".join(body)
+                    conn.close()
+                    return head
+                raise UpstreamError("upstream closed the connection in the middle of its answer")
+
+    async def _rest(
+        self,
+        conn: _Conn,
+        key: _Key,
+        parser: ResponseStreamParser,
+        events: _Events,
+        keep_alive: bool,
+        until_close: bool,
+    ) -> AsyncGenerator[bytes, None]:
+        complete = False
+        try:
+            while True:
+                while events:
+                    event = events.popleft()
+                    if isinstance(event, BodyEnd):
+                        complete = True
+                        return
+                    assert isinstance(event, BodyPart)
+                    yield event.data
+                if not await self._read(conn, parser, events):
+                    if until_close:
+                        return
+                    raise UpstreamError(
+                        "upstream closed the connection in the middle of its answer"
+                    )
+        finally:
+            if complete:
+                self._release(conn, key, keep_alive)
+            else:
+                conn.close()
 
     def close(self) -> None:
         for conns in self._idle.values():
             for conn in conns:
                 conn.close()
         self._idle.clear()
+
+
+@dataclass(slots=True)
+class StreamedResponse:
+    """A response whose body is still arriving: ``first`` is what came with the head, ``rest``
+    yields the remainder (iterate it once, or ``aclose`` it; the connection is pooled again
+    only when it ran to the end). ``length`` is the Content-Length, None when unknown."""
+
+    head: Response
+    length: int | None
+    first: bytes
+    rest: AsyncGenerator[bytes, None]

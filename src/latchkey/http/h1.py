@@ -7,9 +7,10 @@ Both the edge and the local cloud's servers use it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http import HTTPStatus
+from typing import cast
 
 import httptools
 
@@ -49,6 +50,7 @@ class Request:
     keep_alive: bool = True
     http_version: str = "1.1"
     tail: bytes = b""  # bytes after a CONNECT request: they belong to the tunnel
+    streamed: bool = False  # the body follows as BodyPart events and one BodyEnd
 
     def header(self, name: str) -> str | None:
         """The first value of header ``name`` (case-insensitive), or None."""
@@ -83,15 +85,38 @@ class Response:
         return None
 
 
+@dataclass(frozen=True, slots=True)
+class BodyPart:
+    """A piece of a streamed body (decoded from chunked framing, if it had any)."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class BodyEnd:
+    """A streamed body is complete."""
+
+
+Event = Request | BodyPart | BodyEnd
+StreamIf = Callable[[list[tuple[str, str]]], bool]
+
+
 class _Collector:
-    """httptools callback target: accumulates one message at a time."""
+    """httptools callback target: accumulates one message at a time.
+
+    With ``stream_if`` (requests) or ``stream_all`` (responses), a message whose head qualifies
+    is handed over when its head is complete (``streamed=True``), then as ``BodyPart`` events
+    and one ``BodyEnd``: no body limit applies, the consumer bounds its memory."""
 
     def __init__(self, max_header_bytes: int, max_body_bytes: int) -> None:
         self.max_header_bytes = max_header_bytes
         self.max_body_bytes = max_body_bytes
+        self.stream_if: StreamIf | None = None
+        self.stream_all = False
+        self.head_request = False
         self.reset()
         self.parser: httptools.HttpRequestParser | httptools.HttpResponseParser | None = None
-        self.done: list[Request] = []
+        self.done: list[Event | Response] = []
 
     def reset(self) -> None:
         self.url = b""
@@ -101,6 +126,8 @@ class _Collector:
         self.body_bytes = 0
         self.headers_complete = False
         self.status = 0
+        self.streaming = False
+        self.skip = False
 
     def on_url(self, url: bytes) -> None:
         self.url += url
@@ -118,12 +145,42 @@ class _Collector:
         parser = self.parser
         if isinstance(parser, httptools.HttpResponseParser):
             self.status = parser.get_status_code()
+            if self.stream_all:
+                self._stream_response_head(parser)
         elif parser is not None:
             hosts = [v for k, v in self.headers if k.lower() == "host"]
             if len(hosts) > 1 or (not hosts and parser.get_http_version() == "1.1"):
                 raise ProtocolError("an HTTP/1.1 request needs exactly one Host header")
+            if self.stream_if is not None and self.stream_if(self.headers):
+                self.streaming = True
+                self.done.append(
+                    Request(
+                        parser.get_method().decode("ascii", "replace"),
+                        self.url.decode("latin-1"),
+                        self.headers,
+                        b"",
+                        bool(parser.should_keep_alive()),
+                        parser.get_http_version(),
+                        streamed=True,
+                    )
+                )
+
+    def _stream_response_head(self, parser: httptools.HttpResponseParser) -> None:
+        if self.status < 200:
+            self.skip = True  # an interim response: not the answer
+            return
+        self.streaming = True
+        keep_alive = bool(parser.should_keep_alive())
+        self.done.append(Response(self.status, self.headers, b"", keep_alive))
+        if self.head_request:
+            self.done.append(BodyEnd())
+            self.skip = True  # whatever length it names, a HEAD response has no body
 
     def on_body(self, body: bytes) -> None:
+        if self.streaming:
+            if not self.skip:
+                self.done.append(BodyPart(body))
+            return
         self.body_bytes += len(body)
         if self.body_bytes > self.max_body_bytes:
             raise ProtocolError("request body too large", HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
@@ -132,6 +189,11 @@ class _Collector:
     def on_message_complete(self) -> None:
         parser = self.parser
         assert parser is not None
+        if self.streaming or self.skip:
+            if not self.skip:
+                self.done.append(BodyEnd())
+            self.reset()
+            return
         method = ""
         if isinstance(parser, httptools.HttpRequestParser):
             method = parser.get_method().decode("ascii", "replace")
@@ -172,14 +234,26 @@ class RequestParser:
     """Feed bytes, get complete requests. One instance per connection."""
 
     def __init__(
-        self, *, max_header_bytes: int = MAX_HEADER_BYTES, max_body_bytes: int = MAX_BODY_BYTES
+        self,
+        *,
+        max_header_bytes: int = MAX_HEADER_BYTES,
+        max_body_bytes: int = MAX_BODY_BYTES,
+        stream_if: StreamIf | None = None,
     ) -> None:
         self._c = _Collector(max_header_bytes, max_body_bytes)
+        self._c.stream_if = stream_if
         self._parser = httptools.HttpRequestParser(self._c)
         self._c.parser = self._parser
         self._upgraded = False
 
     def feed(self, data: bytes) -> list[Request]:
+        """Complete requests (for a parser without ``stream_if``: no body events)."""
+        if self._c.stream_if is not None:
+            raise ValueError("a streaming parser hands out events: use feed_events")
+        return cast(list[Request], self.feed_events(data))
+
+    def feed_events(self, data: bytes) -> list[Event]:
+        """Requests, and for streamed ones (``Request.streamed``) their body events."""
         if self._upgraded:
             raise ProtocolError("data after CONNECT belongs to the tunnel")
         tail = b""
@@ -196,13 +270,14 @@ class RequestParser:
             if isinstance(cause, ProtocolError):
                 raise cause from None
             raise ProtocolError(f"malformed request: {exc}") from None
-        requests = list(self._c.done)
+        events = cast(list[Event], list(self._c.done))  # a request parser makes no Response
         self._c.done.clear()
         if self._upgraded:
-            if not requests or requests[-1].method != "CONNECT":
+            last = events[-1] if events else None
+            if not isinstance(last, Request) or last.method != "CONNECT":
                 raise ProtocolError("protocol upgrades are not supported")
-            requests[-1].tail = tail
-        return requests
+            last.tail = tail
+        return events
 
 
 class ResponseParser:
@@ -220,9 +295,49 @@ class ResponseParser:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
             raise ProtocolError(f"malformed response: {exc}", HTTPStatus.BAD_GATEWAY) from None
-        out = [Response(int(r.method), r.headers, r.body, r.keep_alive) for r in self._c.done]
+        out = [
+            Response(int(r.method), r.headers, r.body, r.keep_alive)
+            for r in self._c.done
+            if isinstance(r, Request)
+        ]
         self._c.done.clear()
         return out
+
+
+class ResponseStreamParser:
+    """Feed bytes from a server, get the final response's head (a ``Response`` with an empty
+    body) as soon as it is complete, then ``BodyPart`` events and one ``BodyEnd``. Interim
+    (1xx) responses are skipped; a HEAD response ends at its head."""
+
+    def __init__(self, *, head_request: bool = False) -> None:
+        self._c = _Collector(MAX_HEADER_BYTES, MAX_BODY_BYTES)
+        self._c.stream_all = True
+        self._c.head_request = head_request
+        self._parser = httptools.HttpResponseParser(self._c)
+        self._c.parser = self._parser
+
+    def feed(self, data: bytes) -> list[Response | BodyPart | BodyEnd]:
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            cause = exc.__context__
+            if isinstance(cause, ProtocolError):
+                raise ProtocolError(str(cause), HTTPStatus.BAD_GATEWAY) from None
+            raise ProtocolError(f"malformed response: {exc}", HTTPStatus.BAD_GATEWAY) from None
+        out: list[Response | BodyPart | BodyEnd] = []
+        for event in self._c.done:
+            assert not isinstance(event, Request)
+            out.append(event)
+        self._c.done.clear()
+        return out
+
+
+def body_framing(headers: Iterable[tuple[str, str]]) -> int | None:
+    """The Content-Length of a message, or None (chunked, or delimited by the close)."""
+    for name, value in headers:
+        if name.lower() == "content-length":
+            return int(value)
+    return None
 
 
 def _reason(status: int) -> str:
@@ -275,6 +390,45 @@ def encode_request(
         kept.append(("Content-Length", str(len(body))))
     head = f"{method} {target} HTTP/1.1\r\n".encode("latin-1") + _encode_headers(kept)
     return head + b"\r\n" + body
+
+
+def encode_request_head(
+    method: str, target: str, headers: Iterable[tuple[str, str]], length: int | None
+) -> bytes:
+    """A request head whose body follows: ``length`` bytes, or chunked when None."""
+    if not method or not set(method) <= _TOKEN_CHARS:
+        raise ValueError("invalid request method")
+    if not target or any(not 0x21 <= ord(c) <= 0x7E for c in target):
+        raise ValueError("invalid request target")
+    kept = [(k, v) for k, v in headers if k.lower() not in HOP_BY_HOP | {"content-length"}]
+    if length is None:
+        kept.append(("Transfer-Encoding", "chunked"))
+    elif length or method not in ("GET", "HEAD", "DELETE", "OPTIONS"):
+        kept.append(("Content-Length", str(length)))
+    return f"{method} {target} HTTP/1.1\r\n".encode("latin-1") + _encode_headers(kept) + b"\r\n"
+
+
+def encode_response_head(response: Response, length: int | None, *, no_body: bool = False) -> bytes:
+    """A response head whose body follows: ``length`` bytes, or chunked when None. With
+    ``no_body`` (an answer to HEAD, 204, 304) a given length is only announced."""
+    kept = [(k, v) for k, v in response.headers if k.lower() not in HOP_BY_HOP | {"content-length"}]
+    if length is not None:
+        kept.append(("Content-Length", str(length)))
+    elif not no_body:
+        kept.append(("Transfer-Encoding", "chunked"))
+    if not response.keep_alive:
+        kept.append(("Connection", "close"))
+    status = response.status
+    head = f"HTTP/1.1 {status} {_reason(status)}\r\n".encode("latin-1") + _encode_headers(kept)
+    return head + b"\r\n"
+
+
+def encode_chunk(data: bytes) -> bytes:
+    """One chunk of a chunked body (``LAST_CHUNK`` ends it)."""
+    return f"{len(data):x}\r\n".encode() + data + b"\r\n" if data else b""
+
+
+LAST_CHUNK = b"0\r\n\r\n"
 
 
 def encode_response(response: Response) -> bytes:

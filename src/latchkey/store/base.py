@@ -67,6 +67,60 @@ class KeyMaterialRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class ImportTokenRecord:
+    """GetParametersForImport's wrapping key pair; the private key is wrapped by the root key."""
+
+    token_id: str
+    key_id: str
+    wrapping_algorithm: str
+    wrapping_key_spec: str
+    wrapped_private_key: bytes = field(repr=False)
+    created: float
+    valid_to: float  # ParametersValidTo
+
+
+@dataclass(frozen=True, slots=True)
+class ImportFingerprintRecord:
+    """What recognises an EXTERNAL key's material on reimport: a keyed hash, never the material
+    (the HMAC key is wrapped by the root key)."""
+
+    key_id: str
+    wrapped_fingerprint_key: bytes = field(repr=False)
+    key_material_id: str  # HMAC-SHA256(key id, material), hex
+    created: float
+
+
+@dataclass(frozen=True, slots=True)
+class KmsAliasRecord:
+    account: str
+    region: str
+    name: str  # "alias/..."
+    key_id: str
+    created: float
+    updated: float  # when it was last pointed at a key
+
+
+@dataclass(frozen=True, slots=True)
+class KmsGrantRecord:
+    """A KMS grant on one key. Encryption context constraints are (key, value) pairs sorted by
+    key; the principals' unique ids (role or user id when the grant was made) bind the grant to
+    that identity, not to a later one re-created under the same name."""
+
+    grant_id: str  # 64 hex digits
+    key_id: str
+    created: float
+    grantee_principal: str
+    operations: tuple[str, ...]
+    issuing_account: str  # arn:aws:iam::ACCOUNT:root
+    name: str | None = None
+    retiring_principal: str | None = None
+    context_subset: tuple[tuple[str, str], ...] | None = None  # EncryptionContextSubset
+    context_equals: tuple[tuple[str, str], ...] | None = None  # EncryptionContextEquals
+    grantee_id: str | None = None
+    retiring_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class OidcProviderRecord:
     arn: str
     url: str  # without scheme, as IAM stores it: "host[:port][/path]"
@@ -154,6 +208,62 @@ class Store(Protocol):
     def load_key_material(self, key_id: str, version: int) -> KeyMaterialRecord | None: ...
     def list_key_materials(self, key_id: str) -> list[KeyMaterialRecord]: ...
     def delete_key_materials(self, key_id: str, *, imported_only: bool = False) -> int: ...
+
+    # kms: imported key material (import tokens and fingerprints cascade with their key)
+    def save_import_token(self, token: ImportTokenRecord, *, keep: int) -> None: ...
+    def load_import_token(self, token_id: str) -> ImportTokenRecord | None: ...
+    def delete_import_tokens_expired_before(self, when: float) -> int: ...
+    def load_import_fingerprint(self, key_id: str) -> ImportFingerprintRecord | None: ...
+    def import_key_material(
+        self,
+        material: KeyMaterialRecord,
+        key: KmsKeyRecord,
+        fingerprint: ImportFingerprintRecord | None,
+    ) -> None: ...  # one transaction: replaces imported material, updates the key
+    def delete_imported_key_material(self, key: KmsKeyRecord) -> int: ...  # same transaction
+    def expire_imported_key_material(self, now: float) -> list[str]: ...  # key ids expired
+
+    # kms: aliases and tags of keys (they go with their key); the sweeper's queries
+    def save_kms_alias(self, alias: KmsAliasRecord, *, limit: int) -> None: ...
+    def update_kms_alias(
+        self, account: str, region: str, name: str, key_id: str, updated: float, *, limit: int
+    ) -> bool: ...
+    def delete_kms_alias(self, account: str, region: str, name: str) -> bool: ...
+    def load_kms_alias(self, account: str, region: str, name: str) -> KmsAliasRecord | None: ...
+    def list_kms_aliases(
+        self, account: str, region: str, key_id: str | None = None
+    ) -> list[KmsAliasRecord]: ...
+    def tag_kms_key(self, key_id: str, tags: Sequence[tuple[str, str]], *, limit: int) -> None: ...
+    def untag_kms_key(self, key_id: str, tag_keys: Sequence[str]) -> None: ...
+    def list_kms_key_tags(self, key_id: str) -> Tags: ...
+    def promote_key_material(
+        self, key: KmsKeyRecord, version: int, rotation_type: str
+    ) -> None: ...  # with the key record, one transaction
+    def list_kms_keys_to_delete(self, now: float) -> list[KmsKeyRecord]: ...
+    def list_kms_keys_to_rotate(self, now: float) -> list[KmsKeyRecord]: ...
+
+    # kms: grants (deleted with their key). A named grant identical to one on the key is not
+    # added again: the existing one is returned (CreateGrant retries). LimitReached at ``limit``.
+    def add_kms_grant(self, grant: KmsGrantRecord, *, limit: int) -> KmsGrantRecord: ...
+    def load_kms_grant(self, grant_id: str) -> KmsGrantRecord | None: ...
+    def list_kms_grants(
+        self,
+        key_id: str,
+        *,
+        grantees: Sequence[str] | None = None,
+        after: tuple[float, str] | None = None,
+        limit: int | None = None,
+    ) -> list[KmsGrantRecord]: ...  # by (created, grant_id), after ``after``
+    def list_retirable_kms_grants(
+        self,
+        retiring_principal: str,
+        account: str,
+        region: str,
+        *,
+        after: tuple[float, str] | None = None,
+        limit: int | None = None,
+    ) -> list[KmsGrantRecord]: ...
+    def delete_kms_grant(self, grant_id: str) -> bool: ...
 
     # iam: OIDC providers (Conflict on a duplicate ARN or URL)
     def save_oidc_provider(self, provider: OidcProviderRecord) -> None: ...

@@ -50,6 +50,9 @@ class AccessEvent:
     status: int | None
     latency_ms: float | None
     id: int | None = None
+    evidence: str | None = None  # what identified the client ("sourceCidr 127.0.0.0/8; ...")
+    credential_result: str | None = None  # cached | fetched | refreshing | unavailable
+    upstream_status: int | None = None  # the upstream's own status (None: never sent)
 
     def to_json(self) -> dict[str, object]:
         return {k: v for k, v in asdict(self).items() if v is not None}
@@ -57,6 +60,11 @@ class AccessEvent:
 
 class ControlStore(SqliteDatabase):
     SCHEMA = SCHEMA
+    ADDED_COLUMNS = (
+        ("access_events", "evidence", "TEXT"),
+        ("access_events", "credential_result", "TEXT"),
+        ("access_events", "upstream_status", "INTEGER"),
+    )
 
     # -- objects --------------------------------------------------------------------------
 

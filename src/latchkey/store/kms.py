@@ -65,7 +65,8 @@ def _material(row: sqlite3.Row) -> KeyMaterialRecord:
 
 
 class KmsTables(SqliteDatabase):
-    """Mixed into the cloud store; uses its connection and write discipline."""
+    """Mixed into the cloud store; uses its connection and write discipline. Key records and
+    material rows are read on every cryptographic call: cached until the next write."""
 
     def save_kms_key(self, key: KmsKeyRecord, material: KeyMaterialRecord | None) -> None:
         with self._write() as db:
@@ -83,8 +84,11 @@ class KmsTables(SqliteDatabase):
             return self._update_key(db, key)
 
     def load_kms_key(self, key_id: str) -> KmsKeyRecord | None:
-        rows = self._rows(f"{KEY_SELECT} WHERE key_id = ?", key_id)
-        return KmsKeyRecord(**dict(rows[0])) if rows else None
+        def load() -> KmsKeyRecord | None:
+            rows = self._rows(f"{KEY_SELECT} WHERE key_id = ?", key_id)
+            return KmsKeyRecord(**dict(rows[0])) if rows else None
+
+        return self._cached("kms_key", key_id, load)
 
     def list_kms_keys(self, account: str, region: str) -> list[KmsKeyRecord]:
         rows = self._rows(
@@ -112,12 +116,13 @@ class KmsTables(SqliteDatabase):
                 self._update_key(db, key)
 
     def load_key_material(self, key_id: str, version: int) -> KeyMaterialRecord | None:
-        rows = self._rows(
-            f"{MATERIAL_SELECT} WHERE key_id = ? AND version = ?",
-            key_id,
-            version,
-        )
-        return _material(rows[0]) if rows else None
+        def load() -> KeyMaterialRecord | None:
+            rows = self._rows(
+                f"{MATERIAL_SELECT} WHERE key_id = ? AND version = ?", key_id, version
+            )
+            return _material(rows[0]) if rows else None
+
+        return self._cached("kms_material", (key_id, version), load)
 
     def list_key_materials(self, key_id: str) -> list[KeyMaterialRecord]:
         rows = self._rows(

@@ -25,6 +25,9 @@ from latchkey.store.base import (
     tag_key_match,
 )
 from latchkey.store.kms import KMS_ADDED_COLUMNS, KMS_SCHEMA, KmsTables
+from latchkey.store.kmsgrants import KMS_GRANTS_SCHEMA, KmsGrantTables
+from latchkey.store.kmsimport import KMS_IMPORT_SCHEMA, KmsImportTables
+from latchkey.store.kmsmeta import KMS_META_SCHEMA, KmsMetaTables
 from latchkey.store.sqlitedb import SqliteDatabase
 
 SCHEMA = """
@@ -97,10 +100,10 @@ def _under(path: str, prefix: str) -> bool:
     return path.startswith(prefix)
 
 
-class SqliteStore(KmsTables, SqliteDatabase):
+class SqliteStore(KmsGrantTables, KmsMetaTables, KmsImportTables, KmsTables, SqliteDatabase):
     """The local cloud's state: KMS keys and material, IAM, access keys."""
 
-    SCHEMA = KMS_SCHEMA + SCHEMA
+    SCHEMA = KMS_SCHEMA + KMS_IMPORT_SCHEMA + KMS_META_SCHEMA + KMS_GRANTS_SCHEMA + SCHEMA
     ADDED_COLUMNS = KMS_ADDED_COLUMNS + ADDED_COLUMNS
 
     # -- iam: tags ------------------------------------------------------------------------
@@ -547,11 +550,14 @@ class SqliteStore(KmsTables, SqliteDatabase):
         return AccessKeyRecord(**{k: row[k] for k in row.keys()})  # noqa: SIM118
 
     def load_access_key(self, access_key_id: str) -> AccessKeyRecord | None:
-        rows = self._rows(
-            f"SELECT {ACCESS_KEY_COLUMNS} FROM access_keys WHERE access_key_id = ?",  # noqa: S608
-            access_key_id,
-        )
-        return self._key(rows[0]) if rows else None
+        def load() -> AccessKeyRecord | None:  # every signed call: cached until a write
+            rows = self._rows(
+                f"SELECT {ACCESS_KEY_COLUMNS} FROM access_keys WHERE access_key_id = ?",  # noqa: S608
+                access_key_id,
+            )
+            return self._key(rows[0]) if rows else None
+
+        return self._cached("access_key", access_key_id, load)
 
     def list_access_keys(self, principal_arn: str) -> list[AccessKeyRecord]:
         """The principal's long-term keys (not its temporary session credentials)."""

@@ -10,10 +10,14 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Hashable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar, cast
 
 from latchkey.store.base import Conflict, StoreError
+
+T = TypeVar("T")
+READ_CACHE_SIZE = 4096  # entries per cached query
 
 
 class SqliteDatabase:
@@ -25,6 +29,10 @@ class SqliteDatabase:
         self.path = path
         self._lock = threading.RLock()
         self._failed: str | None = None
+        # Bumped after every write transaction, committed or not: read caches keyed on it
+        # (take it *before* reading the rows) can never serve a value older than a write.
+        self.generation = 0
+        self._caches: dict[str, dict[Hashable, tuple[int, Any]]] = {}
         try:
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -61,18 +69,36 @@ class SqliteDatabase:
                 self._db.execute("BEGIN IMMEDIATE")
                 yield self._db
                 self._db.execute("COMMIT")
+                self.generation += 1
             except sqlite3.IntegrityError as exc:
                 self._db.execute("ROLLBACK")
+                self.generation += 1
                 raise Conflict(str(exc)) from None
             except sqlite3.Error as exc:
                 with contextlib.suppress(sqlite3.Error):
                     self._db.execute("ROLLBACK")
+                self.generation += 1
                 self._failed = f"{type(exc).__name__}: {exc}"
                 raise StoreError(f"write failed: {exc}") from None
             except BaseException:
                 with contextlib.suppress(sqlite3.Error):
                     self._db.execute("ROLLBACK")
+                self.generation += 1
                 raise
+
+    def _cached(self, name: str, key: Hashable, load: Callable[[], T]) -> T:
+        """``load()``'s value, remembered until the next write to this database. Values must
+        be immutable (frozen records, tuples): every caller shares them."""
+        generation = self.generation  # before the read: a write after it makes this stale
+        cache = self._caches.setdefault(name, {})
+        hit = cache.get(key)
+        if hit is not None and hit[0] == generation:
+            return cast(T, hit[1])
+        value = load()
+        if len(cache) >= READ_CACHE_SIZE:
+            cache.clear()
+        cache[key] = (generation, value)
+        return value
 
     def _rows(self, sql: str, *args: object) -> list[sqlite3.Row]:
         with self._lock:

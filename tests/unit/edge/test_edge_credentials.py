@@ -10,8 +10,8 @@ from latchkey.aws.sigv4 import Credentials
 from latchkey.edge.credentials import (
     CachedCredentials,
     CredentialError,
-    parse_sts_error,
     parse_sts_response,
+    sts_error_parts,
 )
 
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY"
@@ -111,12 +111,12 @@ def test_parse_sts_response_refusals(body: bytes, message: str) -> None:
             "InvalidIdentityToken: ",
         ),
         (b"<ErrorResponse/>", "?: "),
-        (b"upstream connect error", "unparseable error"),
+        (b"upstream connect error", "?: unparseable error"),
     ],
     ids=["full", "no-message", "no-code", "not-xml"],
 )  # fmt: skip
-def test_parse_sts_error(body: bytes, expected: str) -> None:
-    assert parse_sts_error(body) == expected
+def test_sts_error_parts(body: bytes, expected: str) -> None:
+    assert ": ".join(sts_error_parts(body)) == expected
 
 
 FETCHED = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)

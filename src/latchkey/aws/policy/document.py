@@ -7,6 +7,7 @@ policies and role trust policies (``Principal`` required); see ``parse_policy``.
 from __future__ import annotations
 
 import enum
+import functools
 import json
 import re
 from collections.abc import Callable
@@ -87,8 +88,14 @@ def parse_policy(text: str, *, require_principal: bool | None = None) -> PolicyD
 
     ``require_principal``: ``True`` for resource-based and trust policies (every statement
     needs ``Principal`` or ``NotPrincipal``), ``False`` for identity policies (neither is
-    allowed), ``None`` to not check.
+    allowed), ``None`` to not check. Documents are immutable values: a document parsed before
+    is answered from a bounded cache (key policies are read on every KMS call).
     """
+    return _parse_cached(text, require_principal)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_cached(text: str, require_principal: bool | None) -> PolicyDocument:
     size = len(text.encode("utf-8", "surrogatepass"))
     if size > MAX_POLICY_BYTES:
         raise MalformedPolicyDocument(

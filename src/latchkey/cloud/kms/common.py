@@ -9,8 +9,9 @@ from typing import Any
 from latchkey.aws.errors import AwsError, validation_error
 from latchkey.aws.jsonproto import decode_blob
 from latchkey.aws.policy import PolicyDocument
-from latchkey.cloud.authz import authorize
+from latchkey.cloud.authz import AccessRefused, authorize
 from latchkey.cloud.identity import Caller
+from latchkey.cloud.kms.grantauth import allowed_by_grant, check_grant_tokens
 from latchkey.cloud.kms.keys import KeyRing, key_policy
 from latchkey.store.base import KmsKeyRecord
 
@@ -43,15 +44,27 @@ def context_keys(ctx: dict[str, str]) -> dict[str, str | list[str]]:
 
 
 def authorize_key(call: Call, action: str, record: KmsKeyRecord, **keys: Any) -> None:
-    """``kms:<action>`` on the key: key policy, the caller's IAM policies (and grants)."""
-    authorize(
-        call.keys.store,
-        call.caller,
-        f"kms:{action}",
-        record.arn,
-        resource_policy=key_policy(record),
-        keys={"kms:KeySpec": record.key_spec, "kms:KeyUsage": record.key_usage, **keys},
-    )
+    """``kms:<action>`` on the key: key policy, the caller's IAM policies, and grants (which
+    allow what policy does not, unless a policy denies it explicitly). ``GrantTokens`` are
+    checked, never needed: grants are effective at once."""
+    ring = call.keys
+    check_grant_tokens(ring.root_key, ring.account, ring.region, call.params.get("GrantTokens"))
+    own = call.keys.condition_keys(record, call.params.get("KeyId"))  # aliases, tags
+    try:
+        authorize(
+            call.keys.store,
+            call.caller,
+            f"kms:{action}",
+            record.arn,
+            resource_policy=key_policy(record),
+            keys={"kms:KeySpec": record.key_spec, "kms:KeyUsage": record.key_usage, **own, **keys},
+        )
+    except AccessRefused as refused:
+        if refused.explicit or not allowed_by_grant(
+            ring.store, call.caller, action, record, keys, call.params,
+            session_allows=refused.session_allows,
+        ):  # fmt: skip
+            raise
 
 
 def check_no_lockout(call: Call, document: PolicyDocument) -> None:

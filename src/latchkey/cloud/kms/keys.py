@@ -1,20 +1,36 @@
-"""KMS keys: resolving a KeyId, metadata in AWS's shape, material via the root key."""
+"""KMS keys: resolving a KeyId (or alias), key states, metadata in AWS's shape, material via
+the root key."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
-from dataclasses import dataclass
+from collections.abc import Collection
+from dataclasses import dataclass, field
 from typing import Any
 
 from latchkey.aws.errors import AwsError
 from latchkey.aws.policy import PolicyDocument, parse_policy
+from latchkey.clock import Clock, SystemClock
 from latchkey.cloud.kms.specs import spec_metadata
-from latchkey.crypto.aead import InvalidCiphertext
+from latchkey.crypto.aead import InvalidCiphertext, generate_key
 from latchkey.crypto.rootkey import RootKey
-from latchkey.store.base import KmsKeyRecord, Store
+from latchkey.store.base import KeyMaterialRecord, KmsKeyRecord, Store
 
 MATERIAL_KIND = "kms-key-material"
+ALIAS_PREFIX = "alias/"
+
+# Key states (KeyMetadata.KeyState) and how AWS words a key found in the wrong one.
+ENABLED, DISABLED = "Enabled", "Disabled"
+PENDING_DELETION, PENDING_IMPORT = "PendingDeletion", "PendingImport"
+ALL_STATES = frozenset({ENABLED, DISABLED, PENDING_DELETION, PENDING_IMPORT})
+_STATE_WORDS = {
+    ENABLED: "enabled",
+    DISABLED: "disabled",
+    PENDING_DELETION: "pending deletion",
+    PENDING_IMPORT: "pending import",
+}
 
 
 def default_key_policy(account: str) -> str:
@@ -40,32 +56,52 @@ def material_record_id(key_id: str, version: int) -> str:
     return f"{key_id}/{version}"
 
 
+def material_id(key_id: str, version: int) -> str:
+    """The KeyMaterialId of generated (AWS_KMS) material: 64 hex digits naming a version,
+    derived from public values only."""
+    return hashlib.sha256(f"latchkey-kms-material:{key_id}/{version}".encode()).hexdigest()
+
+
 @dataclass(frozen=True, slots=True)
 class KeyRing:
-    """Where keys live for one (account, region)."""
+    """Where keys live for one (account, region), and the clock their dates come from."""
 
     store: Store
     root_key: RootKey
     account: str
     region: str
+    clock: Clock = field(default_factory=SystemClock)
+
+    def now(self) -> float:
+        return self.clock.now().timestamp()
 
     def arn(self, key_id: str) -> str:
         return f"arn:aws:kms:{self.region}:{self.account}:key/{key_id}"
 
-    def resolve(self, key_id: object) -> KmsKeyRecord:
-        """A KeyId as AWS accepts it: key id or key ARN (aliases come later)."""
+    def alias_arn(self, alias: str) -> str:
+        return f"arn:aws:kms:{self.region}:{self.account}:{alias}"
+
+    def resolve(self, key_id: object, *, aliases: bool = True) -> KmsKeyRecord:
+        """A KeyId as AWS accepts it: key id, key ARN and, where the operation takes them
+        (``aliases``: cryptographic operations, DescribeKey), alias name or alias ARN."""
         if not isinstance(key_id, str) or not key_id:
             raise AwsError("ValidationException", "KeyId is required")
         raw = key_id
         if key_id.startswith("arn:"):
             parts = key_id.split(":", 5)
-            if len(parts) != 6 or parts[2] != "kms" or not parts[5].startswith("key/"):
+            if len(parts) != 6 or parts[2] != "kms":
+                raise AwsError("NotFoundException", f"Invalid arn {key_id}")
+            if aliases and parts[5].startswith(ALIAS_PREFIX):
+                if parts[3] != self.region or parts[4] != self.account:
+                    raise AwsError("NotFoundException", f"Alias {key_id} is not found.")
+                return self._by_alias(parts[5])
+            if not parts[5].startswith("key/"):
                 raise AwsError("NotFoundException", f"Invalid arn {key_id}")
             if parts[3] != self.region or parts[4] != self.account:
                 raise AwsError("NotFoundException", f"Key '{key_id}' does not exist")
             raw = parts[5][len("key/") :]
-        elif key_id.startswith("alias/"):
-            raise AwsError("NotFoundException", f"Alias {self.alias_arn(key_id)} is not found.")
+        elif aliases and key_id.startswith(ALIAS_PREFIX):
+            return self._by_alias(key_id)
         try:
             uuid.UUID(raw)
         except ValueError:
@@ -75,8 +111,29 @@ class KeyRing:
             raise AwsError("NotFoundException", f"Key '{self.arn(raw)}' does not exist")
         return record
 
-    def alias_arn(self, alias: str) -> str:
-        return f"arn:aws:kms:{self.region}:{self.account}:{alias}"
+    def _by_alias(self, name: str) -> KmsKeyRecord:
+        alias = self.store.load_kms_alias(self.account, self.region, name)
+        record = self.store.load_kms_key(alias.key_id) if alias is not None else None
+        if record is None:
+            raise AwsError("NotFoundException", f"Alias {self.alias_arn(name)} is not found.")
+        return record
+
+    def condition_keys(self, record: KmsKeyRecord, requested: object) -> dict[str, Any]:
+        """The key's own condition keys: ``kms:RequestAlias`` (when the request named the key
+        by an alias), ``kms:ResourceAliases`` and ``aws:ResourceTag/<key>``."""
+        keys: dict[str, Any] = {}
+        if isinstance(requested, str):
+            name = requested.split(":", 5)[-1] if requested.startswith("arn:") else requested
+            if name.startswith(ALIAS_PREFIX):
+                keys["kms:RequestAlias"] = name
+        names = [
+            a.name for a in self.store.list_kms_aliases(self.account, self.region, record.key_id)
+        ]
+        if names:
+            keys["kms:ResourceAliases"] = names
+        for tag_key, value in self.store.list_kms_key_tags(record.key_id):
+            keys[f"aws:ResourceTag/{tag_key}"] = value
+        return keys
 
     def material(self, record: KmsKeyRecord, version: int) -> bytes:
         stored = self.store.load_key_material(record.key_id, version)
@@ -89,21 +146,38 @@ class KeyRing:
         except InvalidCiphertext:
             raise AwsError("KMSInternalException", "key material is unreadable", 500) from None
 
+    def new_material(
+        self, record: KmsKeyRecord, version: int, rotation_type: str | None
+    ) -> KeyMaterialRecord:
+        """Fresh random material for ``version`` of the key, wrapped by the root key."""
+        wrapped = self.root_key.wrap(
+            MATERIAL_KIND, material_record_id(record.key_id, version), generate_key()
+        )
+        return KeyMaterialRecord(record.key_id, version, wrapped, self.now(), rotation_type)
+
 
 def key_policy(record: KmsKeyRecord) -> PolicyDocument:
     return parse_policy(record.policy, require_principal=True)
 
 
+def check_state(record: KmsKeyRecord, allowed: Collection[str]) -> None:
+    """Refuse a key whose state the operation does not accept, in AWS's words: a Disabled key
+    is ``DisabledException``, any other state ``KMSInvalidStateException``."""
+    if record.state in allowed:
+        return
+    words = _STATE_WORDS.get(record.state, record.state)
+    code = "DisabledException" if record.state == DISABLED else "KMSInvalidStateException"
+    raise AwsError(code, f"{record.arn} is {words}.")
+
+
 def check_usable(record: KmsKeyRecord) -> None:
     """Cryptographic operations need an Enabled key."""
-    if record.state == "Disabled":
-        raise AwsError("DisabledException", f"{record.arn} is disabled.")
-    if record.state != "Enabled":
-        raise AwsError("KMSInvalidStateException", f"{record.arn} is {record.state}.")
+    check_state(record, (ENABLED,))
 
 
-def key_metadata(record: KmsKeyRecord) -> dict[str, Any]:
-    """DescribeKey's KeyMetadata; the algorithm lists come from the key spec."""
+def key_metadata(record: KmsKeyRecord, imported_material_id: str | None = None) -> dict[str, Any]:
+    """DescribeKey's KeyMetadata; the algorithm lists come from the key spec. Imported
+    material's id (a keyed fingerprint, see imports.py) is passed in by the caller."""
     meta: dict[str, Any] = {
         "AWSAccountId": record.account,
         "KeyId": record.key_id,
@@ -122,8 +196,18 @@ def key_metadata(record: KmsKeyRecord) -> dict[str, Any]:
     }
     if record.deletion_date is not None:
         meta["DeletionDate"] = record.deletion_date
-    if record.pending_window_days is not None and record.state == "PendingDeletion":
-        meta["PendingDeletionWindowInDays"] = record.pending_window_days
+    # PendingDeletionWindowInDays: only for PendingReplicaDeletion (multi-Region primaries),
+    # which this cloud has none of; the window shows in DeletionDate.
+    symmetric = record.key_spec == "SYMMETRIC_DEFAULT"
+    if record.origin == "AWS_KMS" and record.current_version > 0 and symmetric:
+        meta["CurrentKeyMaterialId"] = material_id(record.key_id, record.current_version)
+    if (
+        record.origin == "EXTERNAL"
+        and imported_material_id
+        and record.current_version > 0
+        and symmetric
+    ):
+        meta["CurrentKeyMaterialId"] = imported_material_id
     if record.origin == "EXTERNAL":
         meta["ExpirationModel"] = record.expiration_model or "KEY_MATERIAL_DOES_NOT_EXPIRE"
         if record.valid_to is not None:

@@ -4,12 +4,42 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from latchkey.cloud.kms import create, crypto_ops, lifecycle
+from latchkey.cloud.kms import (
+    aliases,
+    asymmetric_ops,
+    create,
+    crypto_ops,
+    datakeys,
+    grants,
+    imports,
+    lifecycle,
+    mac_ops,
+    policies,
+    rotation,
+    tags,
+    unsupported,
+    usage,
+)
 from latchkey.cloud.kms.common import Call, Handler
 
 __all__ = ["AUDITABLE_PARAMS", "OPERATIONS", "READ_ONLY", "Call", "Handler"]
 
-AREAS: tuple[ModuleType, ...] = (create, crypto_ops, lifecycle)
+AREAS: tuple[ModuleType, ...] = (
+    create,
+    crypto_ops,
+    lifecycle,
+    imports,
+    asymmetric_ops,
+    datakeys,
+    mac_ops,
+    unsupported,
+    rotation,
+    aliases,
+    tags,
+    policies,
+    grants,
+    usage,
+)
 
 OPERATIONS: dict[str, Handler] = {}
 for _area in AREAS:

@@ -1,0 +1,250 @@
+"""The audit trail's SQLite store: ``<data-dir>/audit/cloud.db``, the authoritative copy.
+
+Its own file, not a table in ``latchkey.db``: SQLite has one writer per file, and the audit
+writer commits a batch of events (one transaction, ``synchronous=FULL``) for every group of
+concurrent calls; sharing the cloud store's file would put every key write behind audit
+commits and the other way round. The audit directory then holds the whole trail (this store
+and ``cloud.jsonl``). One connection writes (the audit writer's thread); reads (the node's
+``GetKeyLastUsage``, ``latchkey audit``) use another, so they never wait for a commit.
+
+Each event is kept as its exact sealed JSON line plus the columns queries need; the chain head
+(sequence and hash) is kept apart, in the same transaction, so removing the last events shows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from latchkey.store.base import StoreError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS audit_events (
+    sequence INTEGER PRIMARY KEY, event_id TEXT NOT NULL, event_time TEXT NOT NULL,
+    event_source TEXT NOT NULL, event_name TEXT NOT NULL, error_code TEXT,
+    hash TEXT NOT NULL, line TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_events_by_time ON audit_events (event_time);
+CREATE INDEX IF NOT EXISTS audit_events_by_name ON audit_events (event_name, sequence);
+CREATE TABLE IF NOT EXISTS audit_resources (
+    arn TEXT NOT NULL, sequence INTEGER NOT NULL, used INTEGER NOT NULL,
+    PRIMARY KEY (arn, sequence)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS audit_key_use ON audit_resources (arn, sequence) WHERE used = 1;
+CREATE TABLE IF NOT EXISTS audit_head (
+    id INTEGER PRIMARY KEY CHECK (id = 1), sequence INTEGER NOT NULL, hash TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+ROW_COLUMNS = "sequence, event_id, event_time, event_source, event_name, error_code, hash, line"
+GENESIS = "0" * 64
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """One sealed event to append, with what its indexes need."""
+
+    sequence: int
+    event_id: str
+    event_time: str
+    event_source: str
+    event_name: str
+    error_code: str | None
+    hash: str
+    line: str
+    resources: tuple[str, ...] = ()  # ARNs the event names
+    used: tuple[str, ...] = ()  # ARNs a successful cryptographic operation used
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRow:
+    sequence: int
+    event_id: str
+    event_time: str
+    event_source: str
+    event_name: str
+    error_code: str | None
+    hash: str
+    line: str
+
+
+@dataclass(frozen=True, slots=True)
+class TrailState:
+    """The persisted head and what the events table holds, read in one snapshot."""
+
+    head_sequence: int
+    head_hash: str
+    last_sequence: int
+    last_hash: str
+    count: int
+
+
+def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
+    if readonly:
+        uri = f"file:{quote(str(path))}?mode=ro"
+        db = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
+    else:
+        db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+    db.execute("PRAGMA busy_timeout=60000")
+    return db
+
+
+class AuditStore:
+    """Append batches (the audit writer's thread only) and read (anyone)."""
+
+    def __init__(self, path: Path, *, readonly: bool = False, now: float | None = None) -> None:
+        self.path = path
+        self._read_lock = threading.Lock()
+        self._failed: str | None = None
+        try:
+            if readonly:
+                if not path.exists():
+                    raise StoreError(f"no audit store at {path}")
+                self._writer: sqlite3.Connection | None = None
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                self._writer = _connect(path, readonly=False)
+                self._writer.executescript(SCHEMA)
+                self._writer.execute(
+                    "INSERT OR IGNORE INTO audit_meta VALUES ('tracking_start', ?)",
+                    (repr(time.time() if now is None else now),),
+                )
+                with contextlib.suppress(OSError):
+                    path.chmod(0o600)
+            self._reader = _connect(path, readonly=readonly)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the audit store {path}: {exc}") from None
+
+    # -- writing (one thread) ---------------------------------------------------------------
+
+    def append(self, events: Sequence[NewEvent]) -> None:
+        """All of ``events`` and the new head in one durable transaction, or none of them."""
+        db = self._writer
+        if db is None:
+            raise StoreError("the audit store is open read-only")
+        if self._failed is not None:
+            raise StoreError(f"the audit store refuses writes after a failure: {self._failed}")
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            db.executemany(
+                f"INSERT INTO audit_events ({ROW_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)",  # noqa: S608
+                [
+                    (e.sequence, e.event_id, e.event_time, e.event_source, e.event_name,
+                     e.error_code, e.hash, e.line)
+                    for e in events
+                ],
+            )  # fmt: skip
+            db.executemany(
+                "INSERT OR IGNORE INTO audit_resources VALUES (?,?,?)",
+                [(arn, e.sequence, int(arn in e.used)) for e in events for arn in e.resources],
+            )
+            last = events[-1]
+            db.execute(
+                "INSERT INTO audit_head VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE"
+                " SET sequence = excluded.sequence, hash = excluded.hash",
+                (last.sequence, last.hash),
+            )
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            self._failed = f"{type(exc).__name__}: {exc}"
+            raise StoreError(f"audit store write failed: {exc}") from None
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def _rows(self, sql: str, *args: object) -> list[tuple[Any, ...]]:
+        with self._read_lock:
+            try:
+                return list(self._reader.execute(sql, args).fetchall())
+            except sqlite3.Error as exc:
+                raise StoreError(f"audit store read failed: {exc}") from None
+
+    def head(self) -> tuple[int, str]:
+        """The persisted chain head: (sequence, hash); (0, GENESIS) when empty."""
+        rows = self._rows("SELECT sequence, hash FROM audit_head WHERE id = 1")
+        return (int(rows[0][0]), str(rows[0][1])) if rows else (0, GENESIS)
+
+    def state(self) -> TrailState:
+        with self._read_lock:
+            try:
+                self._reader.execute("BEGIN")
+                head = self._reader.execute(
+                    "SELECT sequence, hash FROM audit_head WHERE id = 1"
+                ).fetchone()
+                last = self._reader.execute(
+                    "SELECT sequence, hash FROM audit_events ORDER BY sequence DESC LIMIT 1"
+                ).fetchone()
+                count = self._reader.execute("SELECT COUNT(*) FROM audit_events").fetchone()[0]
+                self._reader.execute("COMMIT")
+            except sqlite3.Error as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    self._reader.execute("ROLLBACK")
+                raise StoreError(f"audit store read failed: {exc}") from None
+        head = head or (0, GENESIS)
+        last = last or (0, GENESIS)
+        return TrailState(int(head[0]), str(head[1]), int(last[0]), str(last[1]), int(count))
+
+    def tracking_start(self) -> float:
+        rows = self._rows("SELECT value FROM audit_meta WHERE name = 'tracking_start'")
+        return float(str(rows[0][0])) if rows else 0.0
+
+    def events_after(self, sequence: int, limit: int = 1000) -> list[AuditRow]:
+        """Up to ``limit`` events after ``sequence``, in order."""
+        rows = self._rows(
+            f"SELECT {ROW_COLUMNS} FROM audit_events WHERE sequence > ?"  # noqa: S608
+            " ORDER BY sequence LIMIT ?",
+            sequence,
+            limit,
+        )
+        return [AuditRow(*r) for r in rows]
+
+    def find(
+        self,
+        *,
+        after: int = 0,
+        since: str | None = None,
+        event_name: str | None = None,
+        errors_only: bool = False,
+        limit: int = 1000,
+    ) -> list[AuditRow]:
+        """A page of events after ``after`` matching the filters that have a column."""
+        sql = f"SELECT {ROW_COLUMNS} FROM audit_events WHERE sequence > ?"  # noqa: S608
+        args: list[object] = [after]
+        if since is not None:
+            sql += " AND event_time >= ?"
+            args.append(since)
+        if event_name is not None:
+            sql += " AND event_name = ?"
+            args.append(event_name)
+        if errors_only:
+            sql += " AND error_code IS NOT NULL"
+        sql += " ORDER BY sequence LIMIT ?"
+        args.append(limit)
+        return [AuditRow(*r) for r in self._rows(sql, *args)]
+
+    def last_use(self, arn: str) -> AuditRow | None:
+        """The latest event whose successful cryptographic operation used key ``arn``."""
+        rows = self._rows(
+            f"SELECT {', '.join('e.' + c for c in ROW_COLUMNS.split(', '))}"  # noqa: S608
+            " FROM audit_resources r JOIN audit_events e ON e.sequence = r.sequence"
+            " WHERE r.arn = ? AND r.used = 1 ORDER BY r.sequence DESC LIMIT 1",
+            arn,
+        )
+        return AuditRow(*rows[0]) if rows else None
+
+    def close(self) -> None:
+        with self._read_lock:
+            self._reader.close()
+        if self._writer is not None:
+            self._writer.close()

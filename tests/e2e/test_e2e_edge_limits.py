@@ -1,0 +1,220 @@
+"""The edge's limits and timeouts against a running node, each ending in a clear status before
+anything reaches the upstream: passthrough deny (403), a stalled request head (408), an
+oversize header (431) or body (413), and an upstream that does not answer in time (504)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from latchkey_testing import UpProcess, start_up_process
+
+pytestmark = pytest.mark.e2e
+
+CONFIG = """\
+apiVersion: latchkey/v1
+kind: ServerWorkload
+metadata: {{name: plain}}
+spec:
+  host: plain.internal.example
+  port: 80
+  tls: false
+  forward: {{host: 127.0.0.1, port: {port}}}
+  authentication: {{method: http, scheme: none}}
+---
+apiVersion: latchkey/v1
+kind: CredentialProvider
+metadata: {{name: unused}}
+spec:
+  type: aws-sts-federation
+  roleArn: arn:aws:iam::000000000000:role/unused
+  audience: sts.amazonaws.com
+---
+apiVersion: latchkey/v1
+kind: ClientWorkload
+metadata: {{name: loopback}}
+spec: {{identities: [{{sourceCidr: 127.0.0.0/8}}]}}
+---
+apiVersion: latchkey/v1
+kind: AccessPolicy
+metadata: {{name: loopback-to-plain}}
+spec: {{clients: [loopback], server: plain, credentialProvider: unused}}
+"""
+
+
+DATA_DIRS: list[Path] = []  # the node's, for the access-event file
+
+
+class Upstream(BaseHTTPRequestHandler):
+    requests: list[str] = []
+
+    def do_GET(self) -> None:
+        Upstream.requests.append(self.path)
+        if self.path == "/slow":
+            time.sleep(3)
+        body = b'{"ok":true}'
+        try:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        except BrokenPipeError:  # /slow: the edge gave up on it, as it should
+            pass
+
+    do_POST = do_GET
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    tmp = tmp_path_factory.mktemp("limits")
+    config = tmp / "config.yaml"
+    config.write_text(CONFIG.format(port=server.server_address[1]))
+    up: UpProcess = start_up_process(
+        tmp / "data", "--config", str(config), "--passthrough", "deny",
+        "--header-timeout", "1", "--upstream-timeout", "1", "--max-body-bytes", "1024",
+    )  # fmt: skip
+    DATA_DIRS.append(up.data_dir)
+    try:
+        host, port = up.info.edge.removeprefix("http://").rsplit(":", 1)
+        yield host, int(port)
+    finally:
+        up.stop()
+        server.shutdown()
+        server.server_close()
+
+
+def tunnel(edge: tuple[str, int]) -> socket.socket:
+    sock = socket.create_connection(edge, timeout=10)
+    sock.sendall(b"CONNECT plain.internal.example:80 HTTP/1.1\r\nHost: plain.internal.example:80"
+                 b"\r\n\r\n")  # fmt: skip
+    assert sock.recv(4096).startswith(b"HTTP/1.1 200 ")
+    return sock
+
+
+def answer(sock: socket.socket) -> bytes:
+    """One response: head and (Content-Length) body."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                   if line.lower().startswith(b"content-length:")), 0)  # fmt: skip
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return head + b"\r\n\r\n" + body
+
+
+def test_a_request_goes_through(edge: tuple[str, int]) -> None:
+    with tunnel(edge) as sock:
+        sock.sendall(b"GET /ok HTTP/1.1\r\nHost: plain.internal.example\r\n\r\n")
+        assert answer(sock).startswith(b"HTTP/1.1 200 ")
+
+
+def test_passthrough_deny(edge: tuple[str, int]) -> None:
+    with socket.create_connection(edge, timeout=10) as sock:
+        sock.sendall(b"CONNECT example.org:443 HTTP/1.1\r\nHost: example.org:443\r\n\r\n")
+        reply = answer(sock)
+    assert reply.startswith(b"HTTP/1.1 403 ")
+
+
+def test_a_stalled_request_head_gets_408(edge: tuple[str, int]) -> None:
+    with tunnel(edge) as sock:
+        sock.sendall(b"GET /never HTTP/1.1\r\nHost: plain.internal.example\r\n")
+        started = time.monotonic()
+        reply = answer(sock)
+        waited = time.monotonic() - started
+    assert reply.startswith(b"HTTP/1.1 408 ")
+    assert 0.8 < waited < 5
+    assert "/never" not in Upstream.requests
+
+
+def test_an_oversize_header_gets_431(edge: tuple[str, int]) -> None:
+    with tunnel(edge) as sock:
+        big = b"X-Filler: " + b"a" * 70_000 + b"\r\n"
+        sock.sendall(
+            b"GET /big-header HTTP/1.1\r\nHost: plain.internal.example\r\n" + big + b"\r\n"
+        )
+        assert answer(sock).startswith(b"HTTP/1.1 431 ")
+    assert "/big-header" not in Upstream.requests
+
+
+def test_an_oversize_body_gets_413(edge: tuple[str, int]) -> None:
+    with tunnel(edge) as sock:
+        sock.sendall(b"POST /big-body HTTP/1.1\r\nHost: plain.internal.example\r\n"
+                     b"Content-Length: 2048\r\n\r\n" + b"b" * 2048)  # fmt: skip
+        assert answer(sock).startswith(b"HTTP/1.1 413 ")
+    assert "/big-body" not in Upstream.requests
+
+
+def test_a_slow_upstream_gets_504(edge: tuple[str, int]) -> None:
+    with tunnel(edge) as sock:
+        sock.sendall(b"GET /slow HTTP/1.1\r\nHost: plain.internal.example\r\n\r\n")
+        started = time.monotonic()
+        reply = answer(sock)
+    assert reply.startswith(b"HTTP/1.1 504 ")
+    assert time.monotonic() - started < 2.5
+    assert b"no answer within 1 s" in reply
+
+
+def test_metrics(edge: tuple[str, int]) -> None:
+    """After the requests above: Prometheus text on the edge listener, with what happened."""
+    with tunnel(edge) as sock:
+        sock.sendall(b"GET /ok HTTP/1.1\r\nHost: plain.internal.example\r\n\r\n")
+        assert answer(sock).startswith(b"HTTP/1.1 200 ")
+    with socket.create_connection(edge, timeout=10) as sock:
+        sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: latchkey\r\n\r\n")
+        reply = answer(sock).decode()
+    assert reply.startswith("HTTP/1.1 200 ")
+    assert "text/plain; version=0.0.4" in reply
+    samples = {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in reply.partition("\r\n\r\n")[2].splitlines()
+        if line and not line.startswith("#")
+    }
+    ok = 'latchkey_edge_requests_total{decision="allowed",reason="",server="plain"}'
+    assert samples[ok] >= 2
+    assert samples['latchkey_edge_connections_total{kind="refused"}'] >= 1
+    assert samples['latchkey_edge_connections_total{kind="intercepted"}'] >= 5
+    assert samples['latchkey_edge_upstream_seconds_count{server="plain"}'] >= 2
+    assert samples['latchkey_edge_cert_cache_lookups_total{result="hit"}'] == 0  # no TLS here
+
+
+def test_access_events_name_the_evidence_and_the_upstream_status(edge: tuple[str, int]) -> None:
+    with tunnel(edge) as sock:
+        sock.sendall(b"GET /ok?secret=query HTTP/1.1\r\nHost: plain.internal.example\r\n\r\n")
+        assert answer(sock).startswith(b"HTTP/1.1 200 ")
+    path = DATA_DIRS[-1] / "events" / "access.jsonl"
+    assert path.stat().st_mode & 0o777 == 0o600
+    deadline = time.monotonic() + 5
+    events: list[dict[str, object]] = []
+    while time.monotonic() < deadline:  # written off the request path, in batches
+        events = [json.loads(line) for line in path.read_text().splitlines()]
+        if any(e.get("path") == "/ok" and e.get("upstream_status") == 200 for e in events):
+            break
+        time.sleep(0.1)
+    ok = [e for e in events if e.get("path") == "/ok"][-1]
+    assert ok["evidence"] == "sourceCidr 127.0.0.0/8"
+    assert ok["upstream_status"] == 200
+    assert ok["decision"] == "allowed"
+    assert "secret=query" not in path.read_text()
+    slow = [e for e in events if e.get("path") == "/slow"][-1]
+    assert slow["status"] == 504
+    assert "upstream_status" not in slow
