@@ -335,6 +335,13 @@ class Node:
 
         def converge(new: Config) -> None:
             self.config = new
+            for server in new.server_workloads:
+                if server.forward_tls and not server.tls_verify:
+                    log.warning(
+                        "server workload %s: the upstream's TLS certificate is NOT verified "
+                        "(forward.tlsVerification: none)",
+                        server.name,
+                    )
             for name, host in outside(ca, new):
                 log.error(
                     "server workload %s: the latchkey CA's name constraints do not cover %s; "

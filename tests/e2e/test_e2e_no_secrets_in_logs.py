@@ -66,7 +66,12 @@ def test_logs_and_audit_hold_no_secrets(tmp_path: Path) -> None:
     finally:
         log = proc.stop()
 
-    texts = {"log": log, "audit": (data_dir / "audit" / "cloud.jsonl").read_text()}
+    texts = {
+        "log": log,
+        "audit": (data_dir / "audit" / "cloud.jsonl").read_text(),
+        "audit store": (data_dir / "audit" / "cloud.db").read_bytes().decode("latin-1"),
+        "access events": (data_dir / "events" / "access.jsonl").read_text(),
+    }
     root_key = (data_dir / "root.key").read_bytes()
     forbidden = {
         "plaintext": PLAINTEXT.decode(),

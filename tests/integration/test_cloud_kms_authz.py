@@ -203,3 +203,23 @@ def test_key_policy_lockout_safety_check(cloud: Cloud) -> None:
     only_role = policy(allow("kms:*", f"arn:aws:iam::{ACCOUNT}:role/latchkey-kms"))
     err = refused(cloud.client("kms").create_key, Policy=only_role)
     assert err[:2] == ("MalformedPolicyDocumentException", 400)
+
+
+def test_source_ip_condition_in_a_key_policy(cloud: Cloud) -> None:
+    """aws:SourceIp is the caller's address as the cloud sees it (here 127.0.0.1)."""
+    kms = cloud.client("kms")
+
+    def key_denying_encrypt_outside(cidr: str) -> str:
+        doc = policy(
+            allow("kms:*", ROOT),
+            {"Effect": "Deny", "Principal": {"AWS": ROOT}, "Action": "kms:Encrypt",
+             "Resource": "*", "Condition": {"NotIpAddress": {"aws:SourceIp": cidr}}},
+        )  # fmt: skip
+        return admin_key(cloud, doc)
+
+    outside = key_denying_encrypt_outside("10.0.0.0/8")
+    err = refused(kms.encrypt, KeyId=outside, Plaintext=b"x")
+    assert err.code == "AccessDeniedException"
+    assert "explicit deny in a resource-based policy" in err.message
+    inside = key_denying_encrypt_outside("127.0.0.0/8")
+    assert kms.encrypt(KeyId=inside, Plaintext=b"x")["KeyId"].endswith(inside)

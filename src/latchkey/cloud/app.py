@@ -10,7 +10,7 @@ import datetime as dt
 import logging
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from latchkey.aws import jsonproto, queryproto, sigv4
@@ -226,6 +226,7 @@ class CloudApp:
                 max_skew=KMS_SKEW,
                 service="kms",
             )
+            caller = replace(caller, source_ip=peer.host or None)
             event = self._event(
                 request, peer, request_id, "kms.amazonaws.com", operation, region, caller
             )
@@ -309,6 +310,7 @@ class CloudApp:
                     max_skew=STS_SKEW,
                     service=service,
                 )
+                caller = replace(caller, source_ip=peer.host or None)
             source = f"{service}.amazonaws.com"
             event = self._event(request, peer, request_id, source, action, region, caller)
             if service == "iam":

@@ -115,6 +115,10 @@ def _condition_keys(caller: Caller, keys: ConditionKeys | None) -> dict[str, Key
     if caller.user_name is not None:
         base.setdefault("aws:username", caller.user_name)
     base.setdefault("kms:CallerAccount", caller.account)
+    if caller.source_ip:
+        base.setdefault("aws:SourceIp", caller.source_ip)
+    # kms:ViaService and aws:SourceVpc stay absent: no AWS service calls this cloud for a
+    # caller (conditions on them behave as AWS's do for a direct call; ...IfExists passes).
     return base
 
 

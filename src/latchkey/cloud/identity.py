@@ -28,6 +28,7 @@ class Caller:
     kind: str  # "root" | "user" | "session"
     role_arn: str | None = None
     session_context: dict[str, object] = field(default_factory=dict)
+    source_ip: str | None = None  # the TCP peer (aws:SourceIp); set by the app
 
     @property
     def principals(self) -> frozenset[str]:

@@ -17,6 +17,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from typing import Literal
+from urllib.parse import urlsplit
 
 from latchkey.aws.chunked import ChunkFormatError
 from latchkey.aws.sigv4 import Credentials
@@ -44,6 +45,7 @@ from latchkey.edge.sign import (
     PayloadMode,
     Refusal,
     SignedHead,
+    aws_error,
     payload_mode,
     placeholder_access_key,
     refusal_response,
@@ -105,14 +107,19 @@ class EdgeSettings:
     response_timeout: float = 60.0  # upstream answer, 504 beyond
 
 
-def deny_response(server: ServerWorkload, denied: Denied, status: int = 403) -> Response:
-    """A refusal in the shape the target's clients parse (AWS JSON error for AWS targets)."""
+def deny_response(
+    server: ServerWorkload, denied: Denied, request: Request, host: str, status: int = 403
+) -> Response:
+    """A refusal in the shape the target's clients parse: AWS's error shape of the request's
+    protocol (JSON, query XML, S3 XML) for AWS targets, plain JSON otherwise."""
     message = f"latchkey denied this request ({denied.reason.value}): {denied.message}"
     code = "AccessDeniedException" if status == 403 else "ServiceUnavailableException"
     headers = [("x-latchkey-reason", denied.reason.value)]
     if server.auth_scheme is AuthScheme.AWS_SIGV4:
-        body = json.dumps({"__type": code, "message": message}).encode()
-        headers.append(("Content-Type", "application/x-amz-json-1.1"))
+        if request.header("X-Amz-Target") is None and status == 403:
+            code = "AccessDenied"  # the query protocol's and S3's spelling
+        content_type, body = aws_error(code, message, request, host)
+        headers.append(("Content-Type", content_type))
     else:
         body = json.dumps(
             {"error": code, "reason": denied.reason.value, "message": message}
@@ -125,6 +132,19 @@ def deny_response(server: ServerWorkload, denied: Denied, status: int = 403) -> 
 
 def _plain(status: int, text: str, keep_alive: bool = False) -> Response:
     return Response(status, [("Content-Type", "text/plain")], (text + "\n").encode(), keep_alive)
+
+
+def _absolute_target(target: str) -> tuple[str, int, str] | None:
+    """``http://host[:port]/path?q`` -> (host, port, ``/path?q``); None if malformed."""
+    try:
+        parts = urlsplit(target)
+        port = parts.port or 80
+    except ValueError:
+        return None
+    if parts.scheme.lower() != "http" or not parts.hostname or parts.username is not None:
+        return None
+    origin = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return parts.hostname.lower(), port, origin
 
 
 def _split_authority(target: str) -> tuple[str, int] | None:
@@ -253,8 +273,11 @@ class Edge:
                 body = self.metrics.render()
                 headers = [("Content-Type", METRICS_CONTENT_TYPE)]
                 writer.write(encode_response(Response(200, headers, body, keep_alive=False)))
+            elif first.target.lower().startswith("http://"):
+                await self._serve_absolute(reader, writer, source, first, parser)
             else:
-                writer.write(encode_response(_plain(405, "this proxy serves CONNECT only")))
+                text = "this proxy serves CONNECT and absolute-form http:// requests"
+                writer.write(encode_response(_plain(405, text)))
             return
         authority = _split_authority(first.target)
         if authority is None:
@@ -289,6 +312,60 @@ class Edge:
         else:
             await writer.drain()
         await self._serve_requests(reader, writer, evidence, server, host)
+
+    async def _serve_absolute(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        source: str,
+        first: Request,
+        parser: RequestParser,
+    ) -> None:
+        """Plain-HTTP proxying (``GET http://host/path``): a Server Workload without TLS on that
+        host and port is served like a CONNECTed one, on this connection; any other host is
+        forwarded as it is (one request, then close) or refused under ``passthrough: deny``."""
+        target = _absolute_target(first.target)
+        if target is None:
+            writer.write(encode_response(_plain(400, "expected http://host[:port]/path")))
+            return
+        host, port, origin = target
+        server = self._config().server_workload_for(host, port)
+        if server is None or server.tls:
+            await self._forward_plain(writer, first, host, port, origin)
+            return
+        self.metrics.connections.labels("intercepted").inc()
+        evidence = await self._evidence(writer, source, first.headers)
+        first.target = origin
+        await self._serve_requests(
+            reader, writer, evidence, server, host, first=first, parser=parser, origin=(host, port)
+        )
+
+    async def _forward_plain(
+        self, writer: asyncio.StreamWriter, request: Request, host: str, port: int, origin: str
+    ) -> None:
+        if self._settings.passthrough == "deny":
+            self.metrics.connections.labels("refused").inc()
+            text = f"{host}:{port} is not a server workload (passthrough: deny)"
+            writer.write(encode_response(_plain(403, text)))
+            return
+        self.metrics.connections.labels("tunnel").inc()
+        headers = [(k, v) for k, v in end_to_end(request.headers)
+                   if k.lower() != "proxy-authorization"]  # fmt: skip
+        try:
+            data = encode_request(request.method, origin, headers, request.body)
+            response = await self._upstream.request(host, port, False, data)
+        except UpstreamError as exc:
+            status = 504 if isinstance(exc, UpstreamTimeout) else 502
+            writer.write(
+                encode_response(_plain(status, f"latchkey: upstream {host}:{port}: {exc}"))
+            )
+            return
+        except ValueError as exc:
+            writer.write(encode_response(_plain(400, str(exc))))
+            return
+        response.headers = end_to_end(response.headers)
+        response.keep_alive = False
+        writer.write(encode_response(response))
 
     async def _evidence(
         self,
@@ -438,19 +515,35 @@ class Edge:
         evidence: Evidence,
         server: ServerWorkload,
         host: str,
+        *,
+        first: Request | None = None,
+        parser: RequestParser | None = None,
+        origin: tuple[str, int] | None = None,
     ) -> None:
-        parser = self._parser(server)
+        """Requests inside a Server Workload connection (after CONNECT, or plain-HTTP proxying
+        to ``origin``, where every request must name that same host and port)."""
+        parser = parser or self._parser(server)
         pending: list[Event] = []
         while True:
+            request: Request | None = first
+            first = None
             try:
-                request = await self._read_request(
-                    reader, parser, pending, self._settings.idle_timeout
-                )
+                if request is None:
+                    request = await self._read_request(
+                        reader, parser, pending, self._settings.idle_timeout
+                    )
             except ProtocolError as err:
                 writer.write(encode_response(_plain(err.status, str(err))))
                 return
             if request is None:
                 return
+            if origin is not None and request.target.lower().startswith("http://"):
+                target = _absolute_target(request.target)
+                if target is None or target[:2] != origin:
+                    text = "one proxied host per connection: open another for another host"
+                    writer.write(encode_response(_plain(400, text)))
+                    return
+                request.target = target[2]
             started = time.perf_counter()
             body = None
             if request.streamed:
@@ -528,7 +621,7 @@ class Edge:
         config = self._config()  # this request keeps this Config, whatever is applied meanwhile
         decision = decide(config, server, evidence)
         if isinstance(decision, Denied):
-            return deny_response(server, decision), Outcome.denied(decision)
+            return deny_response(server, decision, request, host), Outcome.denied(decision)
         assert isinstance(decision, Allowed)
         client, policy = decision.client.name, decision.policy.name
         matched = decision.client.matched_by()
@@ -538,7 +631,9 @@ class Edge:
             )
             if failed is not None:
                 refused = Outcome.denied(failed, client, policy)
-                return deny_response(server, failed), replace(refused, evidence=matched)
+                return deny_response(server, failed, request, host), replace(
+                    refused, evidence=matched
+                )
         headers = end_to_end(request.headers)
         provider_name: str | None = None
         signed: SignedHead | None = None
@@ -554,7 +649,7 @@ class Edge:
                 denied = Denied(Reason.CREDENTIAL_UNAVAILABLE, str(exc))
                 outcome = Outcome.denied(denied, client, policy, provider_name)
                 outcome = replace(outcome, evidence=matched, credentials="unavailable")
-                return deny_response(server, denied, 503), outcome
+                return deny_response(server, denied, request, host, 503), outcome
             try:
                 signed = await self._resign(request, body, creds, host)
             except Refusal as exc:
@@ -573,7 +668,7 @@ class Edge:
                 denied = Denied(Reason.CREDENTIAL_UNAVAILABLE, str(exc))
                 outcome = Outcome.denied(denied, client, policy, provider_name)
                 outcome = replace(outcome, evidence=matched, credentials="unavailable")
-                return deny_response(server, denied, 503), outcome
+                return deny_response(server, denied, request, host, 503), outcome
             headers = inject(headers, scheme, secret, header)
             got = "static"
         allowed = Outcome(f"allowed:{policy}", "allowed", None, client, policy, provider_name,

@@ -218,25 +218,30 @@ async def resigned_body(
     resigner.finish()
 
 
-def refusal_response(refusal: Refusal, request: Request, host: str) -> Response:
-    """The refusal in the error shape the client parses: XML for S3 and query APIs, else JSON."""
+def aws_error(code: str, message: str, request: Request, host: str) -> tuple[str, bytes]:
+    """(content type, body) of an AWS error in the protocol the client speaks: JSON for JSON
+    services (``X-Amz-Target``), S3's XML, the query protocol's ``ErrorResponse`` XML."""
     _region, service = scope_of(request, host)
     content_type = (request.header("Content-Type") or "").lower()
-    headers = [("x-latchkey-reason", "cannot-resign")]
-    if service == "s3" or "x-www-form-urlencoded" in content_type:
+    json_service = request.header("X-Amz-Target") is not None or "json" in content_type
+    if service == "s3":
+        body = (
+            "<?xml version='1.0' encoding='UTF-8'?>\n<Error>"
+            f"<Code>{escape(code)}</Code><Message>{escape(message)}</Message></Error>"
+        )
+        return "application/xml", body.encode()
+    if not json_service:
         body = (
             "<?xml version='1.0' encoding='UTF-8'?>\n<ErrorResponse><Error><Type>Sender</Type>"
-            f"<Code>{escape(refusal.code)}</Code><Message>{escape(refusal.message)}</Message>"
+            f"<Code>{escape(code)}</Code><Message>{escape(message)}</Message>"
             "</Error></ErrorResponse>"
-        ).encode()
-        if service == "s3":
-            body = (
-                "<?xml version='1.0' encoding='UTF-8'?>\n<Error>"
-                f"<Code>{escape(refusal.code)}</Code><Message>{escape(refusal.message)}</Message>"
-                "</Error>"
-            ).encode()
-        headers.append(("Content-Type", "application/xml"))
-    else:
-        body = json.dumps({"__type": refusal.code, "message": refusal.message}).encode()
-        headers.append(("Content-Type", "application/x-amz-json-1.1"))
+        )
+        return "text/xml", body.encode()
+    return "application/x-amz-json-1.1", json.dumps({"__type": code, "message": message}).encode()
+
+
+def refusal_response(refusal: Refusal, request: Request, host: str) -> Response:
+    """The refusal in the error shape the client parses: XML for S3 and query APIs, else JSON."""
+    content_type, body = aws_error(refusal.code, refusal.message, request, host)
+    headers = [("x-latchkey-reason", "cannot-resign"), ("Content-Type", content_type)]
     return Response(refusal.status, headers, body, keep_alive=True)
