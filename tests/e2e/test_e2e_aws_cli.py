@@ -176,8 +176,12 @@ spec:
         assert "IdentityNotMatched" in result.stderr
         assert "aws-kms" in result.stderr
     finally:
-        log = proc.stop()
-    assert "denied:IdentityNotMatched" in log
+        proc.stop()
+    events = (proc.data_dir / "events" / "access.jsonl").read_text().splitlines()
+    refused = [json.loads(line) for line in events]
+    assert [(e["decision"], e["reason"], e["server"]) for e in refused] == [
+        ("denied", "IdentityNotMatched", "aws-kms")
+    ]
 
 
 def test_bad_config_names_file_and_line(tmp_path: Path) -> None:

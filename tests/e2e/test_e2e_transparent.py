@@ -291,7 +291,8 @@ def test_redirected_workload_goes_through_the_edge(
                             tmp_path / "plain.log"))  # fmt: skip
         up = [str(VENV_BIN / "latchkey"), "up", "--data-dir", str(data), "--config", str(config),
               "--edge", f"127.0.0.1:{EDGE}", "--cloud", f"127.0.0.1:{CLOUD}",
-              "--idp", f"127.0.0.1:{IDP}", "--transparent", f"127.0.0.1:{TRANSPARENT}"]  # fmt: skip
+              "--idp", f"127.0.0.1:{IDP}", "--transparent", f"127.0.0.1:{TRANSPARENT}",
+              "--log-level", "debug"]  # fmt: skip
         if ipv6:
             up += ["--transparent", f"[::1]:{TRANSPARENT}"]
         procs.append(_start(ns, up, up_log))

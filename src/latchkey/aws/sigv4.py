@@ -64,6 +64,7 @@ _QUERY_REQUIRED = (
 _AMZ_DATE_FORMAT = "%Y%m%dT%H%M%SZ"
 _AMZ_DATE_RE = re.compile(r"[0-9]{8}T[0-9]{6}Z")
 _WHITESPACE_RUN = re.compile(r"\s+", re.ASCII)
+_OTHER_WHITESPACE = frozenset("\t\n\r\f\v")  # what \s matches (ASCII) besides the space
 _HEX_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 _SCOPE_PART = re.compile(r"[\x21-\x7e]+")  # region and service: printable ASCII, no spaces
 _QUERY_SHA256 = "X-Amz-Content-Sha256"
@@ -212,6 +213,8 @@ def _canonical_query(query: str, exclude: str | None) -> str:
 
 
 def _trimall(value: str) -> str:
+    if "  " not in value and not _OTHER_WHITESPACE.intersection(value):
+        return value.strip()  # the common case, without the regex
     return _WHITESPACE_RUN.sub(" ", value).strip()
 
 
@@ -252,7 +255,6 @@ def _hmac(key: bytes, message: str) -> bytes:
     return hmac.new(key, message.encode("utf-8"), hashlib.sha256).digest()
 
 
-@functools.lru_cache(maxsize=1024)
 @functools.lru_cache(maxsize=1024)  # one per (secret, day, region, service): 4 HMACs saved
 def _signing_key(secret_key: str, date: str, region: str, service: str) -> bytes:
     key = _hmac(f"AWS4{secret_key}".encode(), date)

@@ -137,6 +137,14 @@ class LeafCache:
         with self._lock:
             return len(self._entries)
 
+    def cached(self, host: str) -> ssl.SSLContext | None:
+        """The host's context if one is cached and fresh (never mints: safe on an event loop)."""
+        with self._lock:
+            found = self._cached(host.lower(), self._now())
+            if found is not None:
+                self.hits += 1
+            return found
+
     def context_for(self, host: str) -> ssl.SSLContext:
         """The server context for ``host``, minting (and caching) a leaf on a miss.
 

@@ -16,7 +16,7 @@ import ssl
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from latchkey.aws.chunked import ChunkFormatError
@@ -297,7 +297,9 @@ class Edge:
         context: ssl.SSLContext | None = None
         try:
             if server.tls:
-                context = await asyncio.to_thread(self._leaves.context_for, host)
+                context = self._leaves.cached(host) or await asyncio.to_thread(
+                    self._leaves.context_for, host
+                )
         except NameNotPermitted as exc:
             log.error("server workload %s: %s", server.name, exc)
             writer.write(encode_response(_plain(502, str(exc))))
@@ -440,7 +442,9 @@ class Edge:
         context: ssl.SSLContext | None = None
         try:
             if server.tls:
-                context = await asyncio.to_thread(self._leaves.context_for, host)
+                context = self._leaves.cached(host) or await asyncio.to_thread(
+                    self._leaves.context_for, host
+                )
         except NameNotPermitted as exc:
             log.error("server workload %s: %s", server.name, exc)
             return
@@ -524,6 +528,7 @@ class Edge:
         to ``origin``, where every request must name that same host and port)."""
         parser = parser or self._parser(server)
         pending: list[Event] = []
+        memo: list[Any] = [None, None]  # (config, decision) for this connection's caller
         while True:
             request: Request | None = first
             first = None
@@ -549,7 +554,7 @@ class Edge:
             if request.streamed:
                 timeout = self._settings.header_timeout
                 body = ClientBody(reader, writer, parser, pending, request, timeout=timeout)
-            answer, outcome = await self._handle(request, evidence, server, host, body)
+            answer, outcome = await self._handle(request, evidence, server, host, body, memo)
             response = answer.head if isinstance(answer, StreamedResponse) else answer
             # A body left unread cannot be skipped safely: close after answering.
             unread = body is not None and not body.finished
@@ -557,16 +562,17 @@ class Edge:
             await self._answer(writer, request, answer)
             latency = (time.perf_counter() - started) * 1000
             self.metrics.requests.labels(server.name, outcome.decision, outcome.reason or "").inc()
-            access_log.info(
-                "%s %s %s %s -> %d %s %.1fms",
-                evidence.source_address,
-                server.name,
-                request.method,
-                request.path,
-                response.status,
-                outcome.label,
-                latency,
-            )
+            if access_log.isEnabledFor(logging.DEBUG):  # a trace; the access events are the record
+                access_log.debug(
+                    "%s %s %s %s -> %d %s %.1fms",
+                    evidence.source_address,
+                    server.name,
+                    request.method,
+                    request.path,
+                    response.status,
+                    outcome.label,
+                    latency,
+                )
             if self._events is not None:
                 self._events(
                     AccessEvent(
@@ -617,9 +623,17 @@ class Edge:
         server: ServerWorkload,
         host: str,
         body: ClientBody | None = None,
+        memo: list[Any] | None = None,
     ) -> tuple[Response | StreamedResponse, Outcome]:
         config = self._config()  # this request keeps this Config, whatever is applied meanwhile
-        decision = decide(config, server, evidence)
+        # The caller's evidence is fixed for the connection: decide again only when the
+        # configuration changed (an apply swaps the Config object).
+        if memo is not None and memo[0] is config:
+            decision = memo[1]
+        else:
+            decision = decide(config, server, evidence)
+            if memo is not None:
+                memo[:] = [config, decision]
         if isinstance(decision, Denied):
             return deny_response(server, decision, request, host), Outcome.denied(decision)
         assert isinstance(decision, Allowed)
