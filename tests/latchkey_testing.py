@@ -146,6 +146,21 @@ class UpProcess:
         return self.log_path.read_text()
 
 
+def access_events(data_dir: Path) -> list[dict[str, Any]]:
+    """The edge's access events of a stopped node (``events/access.jsonl``)."""
+    path = data_dir / "events" / "access.jsonl"
+    lines = path.read_text().splitlines() if path.exists() else []
+    return [json.loads(line) for line in lines]
+
+
+def outcomes(data_dir: Path) -> list[str]:
+    """``allowed:<policy>`` / ``denied:<reason>`` per access event, in order."""
+    return [
+        f"allowed:{e.get('policy')}" if e["decision"] == "allowed" else f"denied:{e['reason']}"
+        for e in access_events(data_dir)
+    ]
+
+
 def client_base_env(home: Path) -> dict[str, str]:
     env = {
         k: v for k, v in os.environ.items() if not k.startswith("AWS_") and "proxy" not in k.lower()

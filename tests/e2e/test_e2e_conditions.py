@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from latchkey_testing import UpProcess, aws, start_with_config
+from latchkey_testing import UpProcess, aws, outcomes, start_with_config
 
 pytestmark = pytest.mark.e2e
 
@@ -55,13 +55,13 @@ def test_encrypt_only_refuses_decrypt(tmp_path: Path) -> None:
         blob_arg = f"fileb://{tmp_path / 'c.bin'}"
         denied = aws(env, "kms", "decrypt", "--ciphertext-blob", blob_arg, check=False)
     finally:
-        log = proc.stop()
+        proc.stop()
     assert denied.returncode != 0
     assert "AccessDeniedException" in denied.stderr
     assert "ConditionFailed" in denied.stderr
     assert "encrypt-only" in denied.stderr
     assert "kms:Decrypt" in denied.stderr
-    assert "denied:ConditionFailed" in log
+    assert "denied:ConditionFailed" in outcomes(proc.data_dir)
 
 
 def test_outside_the_time_window_is_refused(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from latchkey_testing import aws, start_with_config
+from latchkey_testing import aws, outcomes, start_with_config
 
 pytestmark = pytest.mark.e2e
 
@@ -77,9 +77,10 @@ def test_process_identity_tells_the_aws_cli_from_curl(tmp_path: Path) -> None:
         assert "curl-users" in body["message"]
 
     finally:
-        log = proc.stop()
-    assert "allowed:python-tools-to-kms" in log
-    assert "denied:NoMatchingPolicy" in log
+        proc.stop()
+    seen = outcomes(proc.data_dir)
+    assert "allowed:python-tools-to-kms" in seen
+    assert "denied:NoMatchingPolicy" in seen
 
 
 def test_unmet_process_identity_is_refused_with_the_reason(tmp_path: Path) -> None:
@@ -120,8 +121,8 @@ def test_policy_demands_a_process_attestation(tmp_path: Path) -> None:
         listed = aws(proc.env(), "kms", "list-keys")  # /proc attests the aws CLI's process
         assert json.loads(listed.stdout)["Keys"] == []
     finally:
-        log = proc.stop()
-    assert "allowed:attested-to-kms" in log
+        proc.stop()
+    assert "allowed:attested-to-kms" in outcomes(proc.data_dir)
 
 
 def test_explain_takes_a_pid(tmp_path: Path) -> None:

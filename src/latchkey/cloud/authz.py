@@ -3,7 +3,8 @@ explicit Deny wins."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import functools
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from latchkey.aws.errors import AwsError
 from latchkey.aws.policy import (
@@ -130,6 +131,7 @@ def authorize(
     *,
     resource_policy: PolicyDocument | None = None,
     keys: ConditionKeys | None = None,
+    lazy_keys: Callable[[], ConditionKeys] | None = None,
     denied: tuple[str, int] = KMS_DENIED,
 ) -> None:
     """Raise ``denied`` (default KMS's ``AccessDeniedException``) unless policy allows it.
@@ -142,7 +144,10 @@ def authorize(
     user, not one naming the session's own ARN. An explicit Deny anywhere wins.
     """
     base = _condition_keys(caller, keys)
-    ctx = RequestContext(action=action, resource=resource, principals=caller.principals, keys=base)
+    lazy = functools.cache(lazy_keys) if lazy_keys is not None else None  # at most once a call
+    ctx = RequestContext(
+        action=action, resource=resource, principals=caller.principals, keys=base, lazy=lazy
+    )
     iam = Decision.ALLOW if caller.is_root else evaluate_all(identity_policies(store, caller), ctx)
     limits = session_policies(store, caller)
     session = None if limits is None else evaluate_all(limits, ctx)
@@ -175,7 +180,11 @@ def authorize(
         if session is None or session is Decision.ALLOW:
             return
         as_session = RequestContext(
-            action=action, resource=resource, principals=frozenset({caller.arn}), keys=ctx.keys
+            action=action,
+            resource=resource,
+            principals=frozenset({caller.arn}),
+            keys=ctx.keys,
+            lazy=lazy,
         )
         if caller.role_arn is not None and evaluate(resource_policy, as_session) is Decision.ALLOW:
             return  # the resource policy names the session itself: not limited
@@ -185,6 +194,7 @@ def authorize(
         resource=resource,
         principals=frozenset({caller.account, f"arn:aws:iam::{caller.account}:root"}),
         keys=ctx.keys,
+        lazy=lazy,
     )
     for_account = evaluate(resource_policy, account_ctx)
     if for_account is Decision.ALLOW:

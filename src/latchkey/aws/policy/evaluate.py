@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from latchkey.aws.policy.conditions import condition_holds, glob_match
@@ -13,6 +13,7 @@ from latchkey.aws.policy.document import Effect, PolicyDocument, Principal, Stat
 __all__ = ["Decision", "RequestContext", "evaluate", "evaluate_all", "statement_matches"]
 
 _ACCOUNT_ID = re.compile(r"\d{12}")
+KeyValue = str | Sequence[str] | bool | int
 
 
 class Decision(enum.Enum):
@@ -34,17 +35,32 @@ class RequestContext:
     resource: str
     principals: frozenset[str] = frozenset()
     keys: Mapping[str, str | Sequence[str] | bool | int] = field(default_factory=dict, hash=False)
+    # More keys, computed only if a condition asks for a key ``keys`` lacks (they cost a
+    # lookup, e.g. a KMS key's aliases and tags, and most policies never ask).
+    lazy: Callable[[], Mapping[str, KeyValue]] | None = field(
+        default=None, hash=False, compare=False, repr=False
+    )
     _values: dict[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
     _identities: frozenset[str] = field(init=False, repr=False, compare=False)
+    _lazy_done: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         values = {name.lower(): _texts(value) for name, value in self.keys.items()}
         object.__setattr__(self, "_values", values)
         object.__setattr__(self, "_identities", frozenset(map(_canonical, self.principals)))
+        object.__setattr__(self, "_lazy_done", self.lazy is None)
 
     def values(self, key: str) -> tuple[str, ...]:
         """The request's values for condition key ``key`` as text; ``()`` when absent."""
-        return self._values.get(key.lower(), ())
+        name = key.lower()
+        found = self._values.get(name)
+        if found is None and not self._lazy_done:
+            object.__setattr__(self, "_lazy_done", True)
+            assert self.lazy is not None
+            for extra, value in self.lazy().items():
+                self._values.setdefault(extra.lower(), _texts(value))
+            found = self._values.get(name)
+        return found or ()
 
     def is_principal(self, entry: str) -> bool:
         """Does a policy's principal entry name this caller?"""

@@ -49,7 +49,7 @@ def authorize_key(call: Call, action: str, record: KmsKeyRecord, **keys: Any) ->
     checked, never needed: grants are effective at once."""
     ring = call.keys
     check_grant_tokens(ring.root_key, ring.account, ring.region, call.params.get("GrantTokens"))
-    own = call.keys.condition_keys(record, call.params.get("KeyId"))  # aliases, tags
+    own = ring.request_keys(call.params.get("KeyId"))
     try:
         authorize(
             call.keys.store,
@@ -58,6 +58,7 @@ def authorize_key(call: Call, action: str, record: KmsKeyRecord, **keys: Any) ->
             record.arn,
             resource_policy=key_policy(record),
             keys={"kms:KeySpec": record.key_spec, "kms:KeyUsage": record.key_usage, **own, **keys},
+            lazy_keys=lambda: ring.resource_keys(record),  # aliases, tags: only if asked
         )
     except AccessRefused as refused:
         if refused.explicit or not allowed_by_grant(

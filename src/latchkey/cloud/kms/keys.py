@@ -118,14 +118,19 @@ class KeyRing:
             raise AwsError("NotFoundException", f"Alias {self.alias_arn(name)} is not found.")
         return record
 
-    def condition_keys(self, record: KmsKeyRecord, requested: object) -> dict[str, Any]:
-        """The key's own condition keys: ``kms:RequestAlias`` (when the request named the key
-        by an alias), ``kms:ResourceAliases`` and ``aws:ResourceTag/<key>``."""
-        keys: dict[str, Any] = {}
+    @staticmethod
+    def request_keys(requested: object) -> dict[str, Any]:
+        """``kms:RequestAlias`` when the request named the key by an alias (no lookup)."""
         if isinstance(requested, str):
             name = requested.split(":", 5)[-1] if requested.startswith("arn:") else requested
             if name.startswith(ALIAS_PREFIX):
-                keys["kms:RequestAlias"] = name
+                return {"kms:RequestAlias": name}
+        return {}
+
+    def resource_keys(self, record: KmsKeyRecord) -> dict[str, Any]:
+        """``kms:ResourceAliases`` and ``aws:ResourceTag/<key>``: store lookups, so callers
+        pass them lazily (only a policy that asks for them pays)."""
+        keys: dict[str, Any] = {}
         names = [
             a.name for a in self.store.list_kms_aliases(self.account, self.region, record.key_id)
         ]
