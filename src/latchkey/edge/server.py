@@ -342,13 +342,19 @@ class Edge:
             reader, writer, evidence, server, host, first=first, parser=parser, origin=(host, port)
         )
 
+    def _refused_passthrough(self, writer: asyncio.StreamWriter, host: str, port: int) -> bool:
+        """Under ``passthrough: deny``, answer 403 for a host that is no Server Workload."""
+        if self._settings.passthrough != "deny":
+            return False
+        self.metrics.connections.labels("refused").inc()
+        text = f"{host}:{port} is not a server workload (passthrough: deny)"
+        writer.write(encode_response(_plain(403, text)))
+        return True
+
     async def _forward_plain(
         self, writer: asyncio.StreamWriter, request: Request, host: str, port: int, origin: str
     ) -> None:
-        if self._settings.passthrough == "deny":
-            self.metrics.connections.labels("refused").inc()
-            text = f"{host}:{port} is not a server workload (passthrough: deny)"
-            writer.write(encode_response(_plain(403, text)))
+        if self._refused_passthrough(writer, host, port):
             return
         self.metrics.connections.labels("tunnel").inc()
         headers = [(k, v) for k, v in end_to_end(request.headers)
@@ -496,10 +502,7 @@ class Edge:
         port: int,
         tail: bytes,
     ) -> None:
-        if self._settings.passthrough == "deny":
-            self.metrics.connections.labels("refused").inc()
-            text = f"{host}:{port} is not a server workload (passthrough: deny)"
-            writer.write(encode_response(_plain(403, text)))
+        if self._refused_passthrough(writer, host, port):
             return
         try:
             up_reader, up_writer = await asyncio.wait_for(asyncio.open_connection(host, port), 10)
