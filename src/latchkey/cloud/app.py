@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from latchkey.aws import jsonproto, queryproto, sigv4
@@ -29,6 +28,7 @@ from latchkey.cloud.kms import validation as kms_validation
 from latchkey.cloud.kms.usage import TrackedKeyRing, describe_call
 from latchkey.cloud.sts import ops as sts_ops
 from latchkey.cloud.sts.discovery import JwksFetcher
+from latchkey.crypto import randombytes
 from latchkey.crypto.rootkey import RootKey
 from latchkey.http.h1 import Request, Response
 from latchkey.http.server import Peer
@@ -99,6 +99,40 @@ def _identity_type(caller: Caller) -> str:
     return "IAMUser"
 
 
+def _user_identity(caller: Caller) -> dict[str, Any]:
+    """CloudTrail's userIdentity for a caller."""
+    identity: dict[str, Any] = {
+        "type": _identity_type(caller),
+        "principalId": sts_ops.caller_user_id(caller),
+        "arn": caller.arn,
+        "accountId": caller.account,
+        "accessKeyId": caller.access_key_id,
+    }
+    if caller.kind == "session":
+        ctx = caller.session_context
+        session: dict[str, Any] = {
+            "attributes": {"creationDate": ctx.get("created"), "mfaAuthenticated": "false"}
+        }
+        if caller.role_arn is not None:
+            session["sessionIssuer"] = {
+                "type": "Role",
+                "principalId": ctx.get("role_id"),
+                "arn": caller.role_arn,
+                "accountId": caller.account,
+                "userName": caller.role_arn.rsplit("/", 1)[-1],
+            }
+            web = ctx.get("web_identity")  # CloudTrail's shape: the provider, no claims
+            session["webIdFederationData"] = (
+                {"federatedProvider": web.get("provider"), "attributes": {}}
+                if isinstance(web, dict)
+                else {}
+            )
+        if isinstance(ctx.get("source_identity"), str):
+            session["sourceIdentity"] = ctx["source_identity"]
+        identity["sessionContext"] = session
+    return identity
+
+
 class CloudApp:
     def __init__(
         self,
@@ -117,11 +151,12 @@ class CloudApp:
         self.jwks = jwks
         self.settings = settings or CloudSettings()
         self.auth = Authenticator(store, root_key, clock)
+        self._time = (-1, "")  # (second, eventTime text)
 
     async def __call__(self, request: Request, peer: Peer) -> Response:
         if request.method == "GET" and request.path in ("/healthz", "/ping"):
             return Response(200, [("Content-Type", "text/plain")], b"ok\n")
-        request_id = str(uuid.uuid4())
+        request_id = randombytes.uuid4()
         if request.header("X-Amz-Target") is not None:
             return await self._json_call(request, peer, request_id)
         return await self._query_call(request, peer, request_id)
@@ -149,35 +184,11 @@ class CloudApp:
     ) -> AuditEvent:
         identity: dict[str, Any] = {}
         if caller is not None:
-            identity = {
-                "type": _identity_type(caller),
-                "principalId": sts_ops.caller_user_id(caller),
-                "arn": caller.arn,
-                "accountId": caller.account,
-                "accessKeyId": caller.access_key_id,
-            }
-            if caller.kind == "session":
-                ctx = caller.session_context
-                session: dict[str, Any] = {
-                    "attributes": {"creationDate": ctx.get("created"), "mfaAuthenticated": "false"}
-                }
-                if caller.role_arn is not None:
-                    session["sessionIssuer"] = {
-                        "type": "Role",
-                        "principalId": ctx.get("role_id"),
-                        "arn": caller.role_arn,
-                        "accountId": caller.account,
-                        "userName": caller.role_arn.rsplit("/", 1)[-1],
-                    }
-                    web = ctx.get("web_identity")  # CloudTrail's shape: the provider, no claims
-                    session["webIdFederationData"] = (
-                        {"federatedProvider": web.get("provider"), "attributes": {}}
-                        if isinstance(web, dict)
-                        else {}
-                    )
-                if isinstance(ctx.get("source_identity"), str):
-                    session["sourceIdentity"] = ctx["source_identity"]
-                identity["sessionContext"] = session
+            # The same for every call with these credentials: made once per store generation.
+            # Shared between events, so never changed in place (an event may replace it).
+            identity = self.store.cached(
+                "audit-identity", caller.access_key_id, lambda: _user_identity(caller)
+            )
         return AuditEvent(
             event_source=source,
             event_name=name,
@@ -185,10 +196,18 @@ class CloudApp:
             source_ip=peer.host,
             user_agent=(request.header("User-Agent") or "")[:256],
             request_id=request_id,
-            event_time=self.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+            event_time=self._event_time(),
             user_identity=identity,
             recipient_account=caller.account if caller is not None else self.settings.account,
         )
+
+    def _event_time(self) -> str:
+        """The current time as CloudTrail writes it, formatted once per second."""
+        now = self.clock.now()
+        second = int(now.timestamp())
+        if second != self._time[0]:
+            self._time = (second, now.strftime("%Y-%m-%dT%H:%M:%SZ"))
+        return self._time[1]
 
     async def _record(self, event: AuditEvent) -> None:
         if event.request_parameters is not None:
@@ -225,8 +244,8 @@ class CloudApp:
                 errors=JSON_AUTH_ERRORS,
                 max_skew=KMS_SKEW,
                 service="kms",
+                source_ip=peer.host or None,
             )
-            caller = replace(caller, source_ip=peer.host or None)
             event = self._event(
                 request, peer, request_id, "kms.amazonaws.com", operation, region, caller
             )
@@ -309,8 +328,8 @@ class CloudApp:
                     errors=QUERY_AUTH_ERRORS,
                     max_skew=STS_SKEW,
                     service=service,
+                    source_ip=peer.host or None,
                 )
-                caller = replace(caller, source_ip=peer.host or None)
             source = f"{service}.amazonaws.com"
             event = self._event(request, peer, request_id, source, action, region, caller)
             if service == "iam":

@@ -1,7 +1,9 @@
 """CloudTrail-shaped audit events, durable in a hash chain before the answer is sent.
 
-One writer thread takes whatever calls are waiting as one batch, seals each event into the
-chain (``auditchain``), commits the batch to the audit store (``store/audit.py``,
+Each call's event is encoded on the caller's event loop (``auditchain.prepare``), and the
+events of one loop iteration go to the writer thread as one hand-over, with one timer for the
+batch. The writer takes whatever batches are waiting, links each event into the chain (a
+hash over the prepared text), commits the batch to the audit store (``store/audit.py``,
 authoritative: one transaction, ``synchronous=FULL``) while the same lines are appended to
 ``cloud.jsonl`` and synced (``auditfile``), and only then lets the calls answer. A call waits
 for its batch at most ``timeout`` seconds; a write that fails or takes longer fails the call
@@ -19,15 +21,15 @@ import contextlib
 import logging
 import queue
 import threading
-import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from latchkey.cloud.auditchain import Sealed, seal
+from latchkey.cloud.auditchain import Sealed, prepare, seal
 from latchkey.cloud.auditfile import JsonlFile, TrailMismatch, restore_file
+from latchkey.crypto import randombytes
 from latchkey.store.audit import AuditStore, NewEvent
 from latchkey.store.base import StoreError
 
@@ -35,7 +37,7 @@ log = logging.getLogger("latchkey.audit")
 
 DEFAULT_TIMEOUT = 5.0  # seconds a call waits for its event to be durable
 MAX_BATCH = 512
-MAX_PENDING = 10_000
+MAX_PENDING = 10_000  # events handed over and not yet written, before calls are refused
 UNAVAILABLE = "The audit trail is unavailable."
 # What a call answers when its event could not be written in time, by service.
 UNAVAILABLE_CODES = {"kms.amazonaws.com": "KMSInternalException"}
@@ -63,7 +65,7 @@ class AuditEvent:
     resources: list[dict[str, str]] = field(default_factory=list)
     recipient_account: str | None = None
     additional_data: dict[str, Any] | None = None
-    event_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    event_id: str = field(default_factory=randombytes.uuid4)
     used_keys: tuple[str, ...] = ()  # ARNs of keys a successful cryptographic operation used
 
     def to_json(self) -> dict[str, Any]:
@@ -104,12 +106,23 @@ class AuditEvent:
 @dataclass(slots=True)
 class _Pending:
     event: AuditEvent
+    parts: tuple[str, str]  # auditchain.prepare(event.to_json())
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[Sealed]
     abandoned: bool = False  # the call gave up waiting and answered an error
 
 
-def _settle(items: list[_Pending], sealed: list[Sealed | None]) -> None:
+@dataclass(slots=True)
+class _Batch:
+    """The events one event-loop iteration handed over, and their shared deadline."""
+
+    items: list[_Pending]
+    timer: asyncio.TimerHandle | None = None
+
+
+def _settle(batch: _Batch, items: list[_Pending], sealed: list[Sealed | None]) -> None:
+    if batch.timer is not None:
+        batch.timer.cancel()
     for item, link in zip(items, sealed, strict=True):
         if item.future.done():
             continue
@@ -161,7 +174,13 @@ class AuditLog:
         self._sequence, self._hash = self.store.head()
         self._failed: str | None = None
         self._file_sync = ThreadPoolExecutor(1, thread_name_prefix="audit-file")
-        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Batch | None] = queue.SimpleQueue()
+        self._open: dict[asyncio.AbstractEventLoop, _Batch] = {}  # filling, per loop
+        # Events handed over (written under the lock by any loop) and taken (by the writer only):
+        # their difference is the backlog.
+        self._handed = 0
+        self._taken = 0
+        self._handed_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
         self._thread.start()
 
@@ -174,27 +193,50 @@ class AuditLog:
         be, or not within ``timeout`` seconds."""
         if self._failed is not None:
             raise AuditError(f"the audit trail refuses writes after a failure: {self._failed}")
-        if self._queue.qsize() >= MAX_PENDING:
+        if self._handed - self._taken >= MAX_PENDING:
             raise AuditError("too many audit events waiting")
+        try:  # encoded here, on the loop: the writer thread only links and writes
+            parts = prepare(event.to_json())
+        except (TypeError, ValueError):
+            log.exception("audit: an event could not be serialised")
+            raise AuditError("the event could not be recorded") from None
         loop = asyncio.get_running_loop()
-        item = _Pending(event, loop, loop.create_future())
-        self._queue.put(item)
-        try:
-            async with asyncio.timeout(self.timeout):
-                return await item.future
-        except TimeoutError:
+        item = _Pending(event, parts, loop, loop.create_future())
+        batch = self._open.get(loop)
+        if batch is None:
+            batch = self._open[loop] = _Batch([])
+            loop.call_soon(self._hand_over, loop)
+        batch.items.append(item)
+        return await item.future
+
+    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
+        batch = self._open.pop(loop, None)
+        if batch is None or not batch.items:
+            return
+        batch.timer = loop.call_later(self.timeout, self._expire, batch)
+        with self._handed_lock:
+            self._handed += len(batch.items)
+        self._queue.put(batch)
+
+    def _expire(self, batch: _Batch) -> None:
+        """The batch's deadline passed: its calls answer an error; their events, when written,
+        say the call failed."""
+        late = [item for item in batch.items if not item.future.done()]
+        for item in late:
             item.abandoned = True
-            log.error("audit: an event was not durable within %.1f s", self.timeout)
-            raise AuditError("the audit write timed out") from None
+            item.future.set_exception(AuditError("the audit write timed out"))
+        if late:
+            log.error("audit: %d event(s) not durable within %.1f s", len(late), self.timeout)
 
     def _run(self) -> None:
         while True:
             first = self._queue.get()
             if first is None:
                 return
-            batch = [first]
+            batches = [first]
+            count = len(first.items)
             stop = False
-            while len(batch) < MAX_BATCH:
+            while count < MAX_BATCH:
                 try:
                     more = self._queue.get_nowait()
                 except queue.Empty:
@@ -202,27 +244,30 @@ class AuditLog:
                 if more is None:
                     stop = True
                     break
-                batch.append(more)
-            self._write(batch)
+                batches.append(more)
+                count += len(more.items)
+            self._taken += count
+            self._write(batches)
             if stop:
                 return
 
-    def _write(self, batch: list[_Pending]) -> None:
-        sealed: list[Sealed | None] = [None] * len(batch)
+    def _write(self, batches: list[_Batch]) -> None:
+        items = [item for batch in batches for item in batch.items]
+        sealed: list[Sealed | None] = [None] * len(items)
         if self._failed is None:
             try:
-                sealed = self._commit(batch)
+                sealed = self._commit(items)
             except Exception as exc:  # every failure fails the calls: closed
                 self._failed = f"{type(exc).__name__}: {exc}"
                 log.error("audit: write failed, refusing calls until restart: %s", self._failed)
-                sealed = [None] * len(batch)
-        by_loop: dict[asyncio.AbstractEventLoop, list[int]] = {}
-        for n, item in enumerate(batch):
-            by_loop.setdefault(item.loop, []).append(n)
-        for loop, indexes in by_loop.items():
-            items, links = [batch[n] for n in indexes], [sealed[n] for n in indexes]
+                sealed = [None] * len(items)
+        start = 0
+        for batch in batches:
+            end = start + len(batch.items)
+            loop = batch.items[0].loop
             with contextlib.suppress(RuntimeError):  # that loop has closed
-                loop.call_soon_threadsafe(_settle, items, links)
+                loop.call_soon_threadsafe(_settle, batch, batch.items, sealed[start:end])
+            start = end
 
     def _commit(self, batch: list[_Pending]) -> list[Sealed | None]:
         """Seal, then commit and sync the batch; an event that cannot be serialised fails
@@ -237,7 +282,9 @@ class AuditLog:
                 event.error_code, event.error_message = code, UNAVAILABLE
                 event.response_elements, event.used_keys = None, ()
             try:
-                link = seal(event.to_json(), sequence + 1, previous)
+                if item.abandoned:
+                    item.parts = prepare(event.to_json())
+                link = seal(event.to_json(), sequence + 1, previous, item.parts)
             except (TypeError, ValueError):
                 log.exception("audit: an event could not be serialised")
                 sealed.append(None)

@@ -32,12 +32,36 @@ class Sealed:
     line: str  # the canonical JSON of the event with its chain, no newline
 
 
-def seal(event: dict[str, Any], sequence: int, previous: str) -> Sealed:
-    """``event`` (CloudTrail-shaped, without ``chain``) as link ``sequence`` after ``previous``."""
-    body = {**event, CHAIN: {"sequence": sequence, "previousHash": previous}}
-    digest = hashlib.sha256(canonical(body)).hexdigest()
-    body[CHAIN] = {"sequence": sequence, "previousHash": previous, "hash": digest}
-    return Sealed(sequence, str(event.get("eventID", "")), digest, canonical(body).decode())
+def prepare(event: dict[str, Any]) -> tuple[str, str]:
+    """The canonical JSON of ``event`` (without ``chain``) as the members that sort before
+    ``chain`` and those after it, braces left off: a link is then made by joining strings,
+    with one JSON encoding per event, not two."""
+    before = {k: v for k, v in event.items() if k < CHAIN}
+    after = {k: v for k, v in event.items() if k > CHAIN}
+    return canonical(before).decode()[1:-1], canonical(after).decode()[1:-1]
+
+
+def _joined(parts: tuple[str, str], chain: str) -> str:
+    before, after = parts
+    return "{" + ",".join(p for p in (before, chain, after) if p) + "}"
+
+
+def seal(
+    event: dict[str, Any],
+    sequence: int,
+    previous: str,
+    parts: tuple[str, str] | None = None,
+) -> Sealed:
+    """``event`` (CloudTrail-shaped, without ``chain``) as link ``sequence`` after ``previous``.
+
+    ``parts`` is ``prepare(event)`` when the caller made it already. The hash covers the event
+    with ``chain = {previousHash, sequence}``; the line is the same canonical text with
+    ``chain.hash`` added (keys sorted: ``hash`` comes first)."""
+    before, after = parts if parts is not None else prepare(event)
+    tail = f'"previousHash":{json.dumps(previous)},"sequence":{int(sequence)}}}'
+    digest = hashlib.sha256(_joined((before, after), '"chain":{' + tail).encode()).hexdigest()
+    line = _joined((before, after), f'"chain":{{"hash":"{digest}",' + tail)
+    return Sealed(sequence, str(event.get("eventID", "")), digest, line)
 
 
 @dataclass(frozen=True, slots=True)

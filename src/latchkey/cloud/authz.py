@@ -3,8 +3,8 @@ explicit Deny wins."""
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 from latchkey.aws.errors import AwsError
 from latchkey.aws.policy import (
@@ -123,6 +123,25 @@ def _condition_keys(caller: Caller, keys: ConditionKeys | None) -> dict[str, Key
     return base
 
 
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    refusal: tuple[str, bool, bool] | None  # (why, explicit, session_allows); None: allowed
+    cacheable: bool  # no condition key was looked up: the decision holds until a store write
+    resource_policy: PolicyDocument | None  # kept alive: the cache key holds its id()
+
+
+def _memo(load: Callable[[], ConditionKeys]) -> Callable[[], ConditionKeys]:
+    """``load`` called at most once (several contexts of one call share it)."""
+    done: list[ConditionKeys] = []
+
+    def once() -> ConditionKeys:
+        if not done:
+            done.append(load())
+        return done[0]
+
+    return once
+
+
 def authorize(
     store: Store,
     caller: Caller,
@@ -142,66 +161,94 @@ def authorize(
     policy to allow the caller directly, or to allow the caller's account (delegating to IAM)
     *and* the identity side to allow it. Session policies limit a direct grant to the role or
     user, not one naming the session's own ARN. An explicit Deny anywhere wins.
+
+    A decision that looked up no condition key depends only on the caller's credentials, the
+    action, the resource and what the store holds, so it is remembered until the store's next
+    write; one that did is made again on every call.
     """
+    cache_key = (caller.access_key_id, caller.arn, action, resource, id(resource_policy), denied)
+    made: list[_Outcome] = []
+
+    def decide() -> _Outcome | None:
+        outcome = _decide(store, caller, action, resource, resource_policy, keys, lazy_keys)
+        made.append(outcome)
+        return outcome if outcome.cacheable else None
+
+    remembered = store.cached("authz", cache_key, decide)
+    outcome = made[0] if made else remembered
+    if outcome is None:  # remembered as "depends on condition keys"
+        outcome = _decide(store, caller, action, resource, resource_policy, keys, lazy_keys)
+    if outcome.refusal is not None:
+        why, explicit, session_allows = outcome.refusal
+        err = _denied(caller, action, resource, why, denied)
+        raise AccessRefused(err, explicit=explicit, session_allows=session_allows)
+
+
+def _decide(
+    store: Store,
+    caller: Caller,
+    action: str,
+    resource: str,
+    resource_policy: PolicyDocument | None,
+    keys: ConditionKeys | None,
+    lazy_keys: Callable[[], ConditionKeys] | None,
+) -> _Outcome:
     base = _condition_keys(caller, keys)
-    lazy = functools.cache(lazy_keys) if lazy_keys is not None else None  # at most once a call
-    ctx = RequestContext(
-        action=action, resource=resource, principals=caller.principals, keys=base, lazy=lazy
-    )
+    lazy = _memo(lazy_keys) if lazy_keys is not None else None
+    contexts: list[RequestContext] = []
+
+    def context(principals: frozenset[str]) -> RequestContext:
+        ctx = RequestContext(
+            action=action, resource=resource, principals=principals, keys=base, lazy=lazy
+        )
+        contexts.append(ctx)
+        return ctx
+
+    def outcome(refusal: tuple[str, bool, bool] | None) -> _Outcome:
+        cacheable = not any(ctx.consulted for ctx in contexts)
+        return _Outcome(refusal, cacheable, resource_policy)
+
+    ctx = context(caller.principals)
     iam = Decision.ALLOW if caller.is_root else evaluate_all(identity_policies(store, caller), ctx)
     limits = session_policies(store, caller)
     session = None if limits is None else evaluate_all(limits, ctx)
 
-    def refuse(why: str, *, explicit: bool = False) -> AccessRefused:
-        err = _denied(caller, action, resource, why, denied)
+    def refuse(why: str, *, explicit: bool = False) -> _Outcome:
         allows = session is None or session is Decision.ALLOW
-        return AccessRefused(err, explicit=explicit, session_allows=allows)
+        return outcome((why, explicit, allows))
 
     if iam is Decision.EXPLICIT_DENY:
-        raise refuse("of an explicit deny in an identity-based policy", explicit=True)
+        return refuse("of an explicit deny in an identity-based policy", explicit=True)
     if session is Decision.EXPLICIT_DENY:
-        raise refuse("of an explicit deny in a session policy", explicit=True)
+        return refuse("of an explicit deny in a session policy", explicit=True)
     no_identity = f"no identity-based policy allows the {action} action"
     no_session = f"no session policy allows the {action} action"
 
-    def identity_allows() -> None:
+    def identity_allows() -> _Outcome:
         if iam is not Decision.ALLOW:
-            raise refuse(no_identity)
+            return refuse(no_identity)
         if session is not None and session is not Decision.ALLOW:
-            raise refuse(no_session)
+            return refuse(no_session)
+        return outcome(None)
 
     if resource_policy is None:
-        identity_allows()
-        return
+        return identity_allows()
     direct = evaluate(resource_policy, ctx)
     if direct is Decision.EXPLICIT_DENY:
-        raise refuse("of an explicit deny in a resource-based policy", explicit=True)
+        return refuse("of an explicit deny in a resource-based policy", explicit=True)
     if direct is Decision.ALLOW:
         if session is None or session is Decision.ALLOW:
-            return
-        as_session = RequestContext(
-            action=action,
-            resource=resource,
-            principals=frozenset({caller.arn}),
-            keys=ctx.keys,
-            lazy=lazy,
-        )
+            return outcome(None)
+        as_session = context(frozenset({caller.arn}))
         if caller.role_arn is not None and evaluate(resource_policy, as_session) is Decision.ALLOW:
-            return  # the resource policy names the session itself: not limited
-        raise refuse(no_session)
-    account_ctx = RequestContext(
-        action=action,
-        resource=resource,
-        principals=frozenset({caller.account, f"arn:aws:iam::{caller.account}:root"}),
-        keys=ctx.keys,
-        lazy=lazy,
-    )
+            return outcome(None)  # the resource policy names the session itself: not limited
+        return refuse(no_session)
+    account_ctx = context(frozenset({caller.account, f"arn:aws:iam::{caller.account}:root"}))
     for_account = evaluate(resource_policy, account_ctx)
     if for_account is Decision.ALLOW:
-        identity_allows()
-        return
+        return identity_allows()
     # A Deny naming the account is explicit for a grant's purposes too.
-    raise refuse(
+    return refuse(
         f"no resource-based policy allows the {action} action",
         explicit=for_account is Decision.EXPLICIT_DENY,
     )

@@ -6,7 +6,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from latchkey.aws import sigv4
 from latchkey.aws.errors import AwsError
@@ -100,6 +100,16 @@ def hash_session_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class _Credential:
+    """An access key as a signed call needs it: its record, its secret, and who it is.
+    Remembered until the store's next write (a status change, a deleted user or role)."""
+
+    record: AccessKeyRecord
+    secret: str
+    caller: Caller  # without source_ip
+
+
 class Authenticator:
     def __init__(self, store: Store, root_key: RootKey, clock: Clock) -> None:
         self._store = store
@@ -115,6 +125,24 @@ class Authenticator:
             raise AwsError("InternalFailure", "stored credential is unreadable", 500) from None
         return secret.decode()
 
+    def _credential(self, access_key_id: str) -> _Credential | None:
+        record = self._store.load_access_key(access_key_id)
+        if record is None:
+            return None
+        context = json.loads(record.session_context)
+        return _Credential(
+            record=record,
+            secret=self.secret_for(record),
+            caller=Caller(
+                arn=record.principal_arn,
+                account=record.principal_arn.split(":")[4],
+                access_key_id=record.access_key_id,
+                kind=record.kind,
+                role_arn=record.role_arn,
+                session_context=context if isinstance(context, dict) else {},
+            ),
+        )
+
     def authenticate(
         self,
         request: sigv4.HttpRequest,
@@ -122,6 +150,7 @@ class Authenticator:
         errors: AuthErrors,
         max_skew: dt.timedelta,
         service: str,
+        source_ip: str | None = None,
     ) -> Caller:
         def fail(pair: tuple[str, int], message: str) -> AwsError:
             return AwsError(pair[0], message, pair[1])
@@ -140,10 +169,12 @@ class Authenticator:
                 errors.bad_signature,
                 f"Credential should be scoped to correct service: '{service}'. ",
             )
-        record = self._store.load_access_key(info.access_key)
-        if record is None or record.status != "Active":
+        key_id = info.access_key
+        credential = self._store.cached("credential", key_id, lambda: self._credential(key_id))
+        if credential is None or credential.record.status != "Active":
             # An inactive key is refused exactly like an unknown one, as AWS does.
             raise fail(errors.unknown_key, "The security token included in the request is invalid.")
+        record = credential.record
         now = self._clock.now()
         if record.kind == "session":
             token = info.session_token
@@ -164,28 +195,22 @@ class Authenticator:
         except sigv4.SignatureExpired as exc:
             raise fail(errors.bad_signature, str(exc)) from None
         try:
-            sigv4.verify_signature(request, info, self.secret_for(record))
+            sigv4.verify_signature(request, info, credential.secret)
         except sigv4.SignatureMismatch:
             raise fail(errors.bad_signature, BAD_SIGNATURE_MESSAGE) from None
 
-        context = json.loads(record.session_context)
-        if not isinstance(context, dict):
-            context = {}
+        caller = credential.caller
         if (
             service == "iam"
             and record.kind == "session"
             and record.role_arn is None
-            and context.get("mfa_authenticated") is not True
+            and caller.session_context.get("mfa_authenticated") is not True
         ):
             # GetSessionToken credentials may call IAM only with MFA context (AWS answers
             # InvalidClientTokenId); latchkey has no MFA, so never.
             raise fail(errors.unknown_key, "The security token included in the request is invalid.")
-        account = record.principal_arn.split(":")[4]
-        return Caller(
-            arn=record.principal_arn,
-            account=account,
-            access_key_id=record.access_key_id,
-            kind=record.kind,
-            role_arn=record.role_arn,
-            session_context=context,
+        if source_ip is None:
+            return caller
+        return self._store.cached(
+            "caller", (info.access_key, source_ip), lambda: replace(caller, source_ip=source_ip)
         )

@@ -12,6 +12,8 @@ import os
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from latchkey.crypto import randombytes
+
 __all__ = [
     "KEY_SIZE",
     "NONCE_SIZE",
@@ -48,7 +50,7 @@ def seal(key: bytes, plaintext: bytes, aad: bytes) -> bytes:
     """Encrypt and authenticate ``plaintext`` (and ``aad``) under a 32-byte ``key``."""
     if len(key) != KEY_SIZE:
         raise ValueError("AES-256-GCM needs a 32-byte key")
-    nonce = os.urandom(NONCE_SIZE)
+    nonce = randombytes.token_bytes(NONCE_SIZE)
     return nonce + AESGCM(key).encrypt(nonce, plaintext, aad)
 
 

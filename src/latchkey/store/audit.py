@@ -45,6 +45,8 @@ CREATE TABLE IF NOT EXISTS audit_meta (name TEXT PRIMARY KEY, value TEXT NOT NUL
 """
 
 ROW_COLUMNS = "sequence, event_id, event_time, event_source, event_name, error_code, hash, line"
+RESOURCE_COLUMNS = "arn, sequence, used"
+CHUNK_ROWS = 64  # rows per INSERT at most (64 x 8 parameters, far below SQLite's limit)
 GENESIS = "0" * 64
 
 
@@ -99,6 +101,27 @@ def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
     return db
 
 
+def _insert_chunked(
+    db: sqlite3.Connection,
+    table: str,
+    columns: str,
+    width: int,
+    rows: Sequence[tuple[object, ...]],
+    *,
+    ignore: bool,
+) -> None:
+    """Insert ``rows`` with as few statements as the power-of-two chunk sizes allow."""
+    verb = "INSERT OR IGNORE" if ignore else "INSERT"
+    placeholder = "(" + ",".join("?" * width) + ")"
+    start = 0
+    while start < len(rows):
+        size = min(CHUNK_ROWS, 1 << ((len(rows) - start).bit_length() - 1))
+        chunk = rows[start : start + size]
+        sql = f"{verb} INTO {table} ({columns}) VALUES " + ",".join([placeholder] * size)
+        db.execute(sql, [value for row in chunk for value in row])
+        start += size
+
+
 class AuditStore:
     """Append batches (the audit writer's thread only) and read (anyone)."""
 
@@ -136,18 +159,19 @@ class AuditStore:
             raise StoreError(f"the audit store refuses writes after a failure: {self._failed}")
         try:
             db.execute("BEGIN IMMEDIATE")
-            db.executemany(
-                f"INSERT INTO audit_events ({ROW_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)",  # noqa: S608
-                [
-                    (e.sequence, e.event_id, e.event_time, e.event_source, e.event_name,
-                     e.error_code, e.hash, e.line)
-                    for e in events
-                ],
-            )  # fmt: skip
-            db.executemany(
-                "INSERT OR IGNORE INTO audit_resources VALUES (?,?,?)",
-                [(arn, e.sequence, int(arn in e.used)) for e in events for arn in e.resources],
-            )
+            # Multi-row INSERTs in power-of-two chunks (a few cached statements): the sqlite3
+            # module releases the GIL once per statement step, and a step per row would make
+            # this thread wrestle the event loop for the GIL dozens of times per batch.
+            event_rows = [
+                (e.sequence, e.event_id, e.event_time, e.event_source, e.event_name,
+                 e.error_code, e.hash, e.line)
+                for e in events
+            ]  # fmt: skip
+            _insert_chunked(db, "audit_events", ROW_COLUMNS, 8, event_rows, ignore=False)
+            resource_rows = [
+                (arn, e.sequence, int(arn in e.used)) for e in events for arn in e.resources
+            ]
+            _insert_chunked(db, "audit_resources", RESOURCE_COLUMNS, 3, resource_rows, ignore=True)
             last = events[-1]
             db.execute(
                 "INSERT INTO audit_head VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
+
+T = TypeVar("T")
 
 Tags = tuple[tuple[str, str], ...]  # (key, value), sorted by key
 
@@ -196,6 +198,10 @@ class AccessKeyRecord:
 
 
 class Store(Protocol):
+    def cached(self, name: str, key: Hashable, load: Callable[[], T]) -> T:
+        """``load()``'s value, remembered until the store's next write (values immutable)."""
+        ...
+
     # kms keys and their material versions (material is wrapped by the root key)
     def save_kms_key(self, key: KmsKeyRecord, material: KeyMaterialRecord | None) -> None: ...
     def update_kms_key(self, key: KmsKeyRecord) -> bool: ...  # every column but key_id

@@ -88,7 +88,7 @@ class KmsTables(SqliteDatabase):
             rows = self._rows(f"{KEY_SELECT} WHERE key_id = ?", key_id)
             return KmsKeyRecord(**dict(rows[0])) if rows else None
 
-        return self._cached("kms_key", key_id, load)
+        return self.cached("kms_key", key_id, load)
 
     def list_kms_keys(self, account: str, region: str) -> list[KmsKeyRecord]:
         rows = self._rows(
@@ -122,7 +122,7 @@ class KmsTables(SqliteDatabase):
             )
             return _material(rows[0]) if rows else None
 
-        return self._cached("kms_material", (key_id, version), load)
+        return self.cached("kms_material", (key_id, version), load)
 
     def list_key_materials(self, key_id: str) -> list[KeyMaterialRecord]:
         rows = self._rows(

@@ -108,7 +108,7 @@ class KmsMetaTables(SqliteDatabase):
             )
             return tuple(_alias(r) for r in found)
 
-        return list(self._cached("kms_key_aliases", (account, region, key_id), load))
+        return list(self.cached("kms_key_aliases", (account, region, key_id), load))
 
     # -- tags -------------------------------------------------------------------------------
 
@@ -139,7 +139,7 @@ class KmsMetaTables(SqliteDatabase):
             )
             return tuple((r["tag_key"], r["tag_value"]) for r in rows)
 
-        return self._cached("kms_key_tags", key_id, load)
+        return self.cached("kms_key_tags", key_id, load)
 
     # -- rotation -----------------------------------------------------------------------
 

@@ -557,7 +557,7 @@ class SqliteStore(KmsGrantTables, KmsMetaTables, KmsImportTables, KmsTables, Sql
             )
             return self._key(rows[0]) if rows else None
 
-        return self._cached("access_key", access_key_id, load)
+        return self.cached("access_key", access_key_id, load)
 
     def list_access_keys(self, principal_arn: str) -> list[AccessKeyRecord]:
         """The principal's long-term keys (not its temporary session credentials)."""

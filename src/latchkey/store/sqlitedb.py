@@ -86,9 +86,10 @@ class SqliteDatabase:
                 self.generation += 1
                 raise
 
-    def _cached(self, name: str, key: Hashable, load: Callable[[], T]) -> T:
+    def cached(self, name: str, key: Hashable, load: Callable[[], T]) -> T:
         """``load()``'s value, remembered until the next write to this database. Values must
-        be immutable (frozen records, tuples): every caller shares them."""
+        be immutable (frozen records, tuples): every caller shares them. ``load`` may derive
+        its value from reads of this database only (e.g. an authorization decision)."""
         generation = self.generation  # before the read: a write after it makes this stale
         cache = self._caches.setdefault(name, {})
         hit = cache.get(key)

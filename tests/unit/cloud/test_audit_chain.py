@@ -90,3 +90,18 @@ def test_a_rehashed_edit_still_breaks_the_next_link() -> None:
     assert open_line(forged.line).sequence == 2  # sound on its own
     third = open_line(lines[2])
     assert follows(third, 3, forged.hash) is not None
+
+
+def test_a_sealed_line_is_the_canonical_json_of_the_event_with_its_chain() -> None:
+    # Members sorting before and after "chain", nesting, and text that must be escaped.
+    event = {
+        "additionalEventData": {"z": 1, "a": [True, None]},
+        "awsRegion": "us-east-1",
+        "eventID": "e-1",
+        "requestParameters": {"keyId": 'quote " and \\ and \u00e9 and \ud800'},
+        "userAgent": "agent",
+    }
+    link = seal(event, 7, GENESIS)
+    chain = {"sequence": 7, "previousHash": GENESIS, "hash": link.hash}
+    assert link.line == canonical({**event, "chain": chain}).decode()
+    assert open_line(link.line).hash == link.hash

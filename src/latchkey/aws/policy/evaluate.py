@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +30,8 @@ class RequestContext:
     ``principals`` are every identifier the caller *is* (role ARN, assumed-role ARN, account
     id or ``arn:aws:iam::<id>:root``, federated provider ARN, service name). ``keys`` are
     looked up case-insensitively by name; an empty sequence counts as an absent key.
+    ``consulted`` turns true once any condition key is looked up: until then, a decision
+    depends on the principals, action and resource alone (callers may cache it).
     """
 
     action: str
@@ -40,18 +43,26 @@ class RequestContext:
     lazy: Callable[[], Mapping[str, KeyValue]] | None = field(
         default=None, hash=False, compare=False, repr=False
     )
-    _values: dict[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
+    _values: dict[str, tuple[str, ...]] | None = field(init=False, repr=False, compare=False)
     _identities: frozenset[str] = field(init=False, repr=False, compare=False)
     _lazy_done: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        values = {name.lower(): _texts(value) for name, value in self.keys.items()}
-        object.__setattr__(self, "_values", values)
+        object.__setattr__(self, "_values", None)  # made when a condition first asks
         object.__setattr__(self, "_identities", frozenset(map(_canonical, self.principals)))
         object.__setattr__(self, "_lazy_done", self.lazy is None)
 
+    @property
+    def consulted(self) -> bool:
+        """Has any condition key been looked up?"""
+        return self._values is not None
+
     def values(self, key: str) -> tuple[str, ...]:
         """The request's values for condition key ``key`` as text; ``()`` when absent."""
+        if self._values is None:
+            values = {name.lower(): _texts(value) for name, value in self.keys.items()}
+            object.__setattr__(self, "_values", values)
+        assert self._values is not None
         name = key.lower()
         found = self._values.get(name)
         if found is None and not self._lazy_done:
@@ -124,6 +135,7 @@ def _principal_matches(principal: Principal, ctx: RequestContext) -> bool:
     return any(ctx.is_principal(entry) for entry in entries)
 
 
+@functools.lru_cache(maxsize=4096)
 def _canonical(identifier: str) -> str:
     """A bare 12-digit account id means the account's root principal."""
     if _ACCOUNT_ID.fullmatch(identifier):

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
 from typing import Any
 
 from latchkey.aws.errors import AwsError, validation_error
@@ -21,7 +20,7 @@ from latchkey.cloud.kms.cryptoparams import (
     unsupported,
 )
 from latchkey.cloud.kms.keys import check_usable
-from latchkey.crypto import keyspecs
+from latchkey.crypto import keyspecs, randombytes
 from latchkey.store.base import KmsKeyRecord
 
 DATA_KEY_SPECS = {"AES_256": 32, "AES_128": 16}
@@ -70,7 +69,7 @@ async def _data_key(call: Call, operation: str, *, with_plaintext: bool) -> dict
     check_usable(record)
     _check_data_key_key(record, operation, ctx)
     check_dry_run(p)
-    plaintext = secrets.token_bytes(count)
+    plaintext = randombytes.token_bytes(count)
     out = {
         "CiphertextBlob": encode_blob(seal(call, record, "SYMMETRIC_DEFAULT", plaintext, ctx)),
         "KeyId": record.arn,
@@ -145,7 +144,7 @@ async def generate_random(call: Call) -> dict[str, Any]:
             "UnsupportedOperationException",
             "Custom key stores are not supported by this local cloud.",
         )
-    return {"Plaintext": encode_blob(secrets.token_bytes(count))}
+    return {"Plaintext": encode_blob(randombytes.token_bytes(count))}
 
 
 OPERATIONS: dict[str, Handler] = {
