@@ -279,7 +279,7 @@ class Node:
             "cloud admin access key %s (secret in %s)", admin.access_key_id, "cloud-admin.json"
         )
 
-        self.sweeper = Sweeper(self._store, root_key, self.clock, jobs=KEY_JOBS)
+        self.sweeper = Sweeper(self._store, root_key, self.clock, jobs=KEY_JOBS, audit=self._audit)
         self.sweeper.start()
         cloud_app = CloudApp(
             store=self._store,

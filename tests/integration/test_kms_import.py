@@ -321,7 +321,7 @@ def sweep(cloud: Cloud) -> None:
     assert sweeper is not None
 
     async def once() -> None:
-        sweeper.run_once()
+        await sweeper.sweep()
 
     cloud.node.run(once())
 

@@ -6,6 +6,7 @@ everything surviving a restart of the node."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ def sweep(cloud: Cloud) -> None:
     assert sweeper is not None
 
     async def once() -> None:
-        sweeper.run_once()
+        await sweeper.sweep()
 
     cloud.node.run(once())
 
@@ -214,6 +215,19 @@ def test_sweeper_task_runs_in_the_background(
     finally:
         settable_clock.advance(-8 * DAY)
     assert refused(kms.describe_key, KeyId=key_id).code == "NotFoundException"
+    # CloudTrail's record of a scheduled deletion: an event of the service, not of a caller.
+    lines = (cloud.node.data_dir / "audit" / "cloud.jsonl").read_text().splitlines()
+    deletions = [e for e in map(json.loads, lines) if e["eventName"] == "DeleteKey"]
+    assert len(deletions) == 1
+    event = deletions[0]
+    assert event["eventType"] == "AwsServiceEvent"
+    assert event["userIdentity"] == {"accountId": ACCOUNT, "invokedBy": "AWS Internal"}
+    assert event["sourceIPAddress"] == "AWS Internal"
+    assert event["serviceEventDetails"] == {"keyId": key_id}
+    assert [r["ARN"] for r in event["resources"]] == [
+        f"arn:aws:kms:us-east-1:{ACCOUNT}:key/{key_id}"
+    ]
+    assert "requestID" not in event
 
 
 def test_a_cancelled_deletion_is_not_swept(

@@ -6,6 +6,7 @@ decrypts what older material encrypted (the ciphertext names its material versio
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 import pytest
@@ -23,7 +24,7 @@ def sweep_after(cloud: Cloud, clock: SettableClock, seconds: float) -> None:
     assert sweeper is not None
 
     async def once() -> None:
-        sweeper.run_once()
+        await sweeper.sweep()
 
     clock.advance(seconds)
     try:
@@ -230,6 +231,12 @@ def test_sweeper_rotates_when_due(cloud: Cloud, kms: Any, settable_clock: Settab
 
     sweep_after(cloud, settable_clock, 91 * DAY)  # not due again yet
     assert material_of(kms, key_id) == second
+    # One AwsServiceEvent for the one automatic rotation, in CloudTrail's shape.
+    lines = (cloud.node.data_dir / "audit" / "cloud.jsonl").read_text().splitlines()
+    rotated = [e for e in map(json.loads, lines) if e["eventName"] == "RotateKey"]
+    assert [(e["eventType"], e["serviceEventDetails"]) for e in rotated] == [
+        ("AwsServiceEvent", {"rotationType": "AUTOMATIC", "keyId": key_id})
+    ]
 
 
 def test_sweeper_skips_disabled_keys_and_catches_up(

@@ -101,7 +101,7 @@ def _key_column(event: dict[str, Any]) -> str:
 
 def _principal(event: dict[str, Any]) -> str:
     who = event.get("userIdentity") or {}
-    return str(who.get("arn") or who.get("userName") or "-")
+    return str(who.get("arn") or who.get("userName") or who.get("invokedBy") or "-")
 
 
 def format_row(event: dict[str, Any]) -> str:

@@ -67,6 +67,8 @@ class AuditEvent:
     additional_data: dict[str, Any] | None = None
     event_id: str = field(default_factory=randombytes.uuid4)
     used_keys: tuple[str, ...] = ()  # ARNs of keys a successful cryptographic operation used
+    event_type: str = "AwsApiCall"  # "AwsServiceEvent": the service acted on its own
+    service_event_details: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         event: dict[str, Any] = {
@@ -80,12 +82,13 @@ class AuditEvent:
             "userAgent": self.user_agent,
             "requestParameters": self.request_parameters,
             "responseElements": self.response_elements,
-            "requestID": self.request_id,
             "eventID": self.event_id,
-            "eventType": "AwsApiCall",
+            "eventType": self.event_type,
             "managementEvent": True,
             "eventCategory": "Management",
         }
+        if self.request_id:  # a service's own events have none
+            event["requestID"] = self.request_id
         if self.read_only is not None:
             event["readOnly"] = self.read_only
         if self.resources:
@@ -97,7 +100,41 @@ class AuditEvent:
             event["recipientAccountId"] = self.recipient_account
         if self.additional_data:
             event["additionalEventData"] = self.additional_data
+        if self.service_event_details is not None:
+            event["serviceEventDetails"] = self.service_event_details
         return event
+
+
+INTERNAL = "AWS Internal"  # CloudTrail's caller, address and agent for a service's own acts
+
+
+def service_event(
+    source: str,
+    name: str,
+    *,
+    account: str,
+    region: str,
+    event_time: str,
+    resources: list[dict[str, str]],
+    details: dict[str, Any],
+) -> AuditEvent:
+    """An event the service made on its own (CloudTrail's ``AwsServiceEvent``): a scheduled key
+    deletion, an automatic rotation, expired imported material."""
+    return AuditEvent(
+        event_source=source,
+        event_name=name,
+        region=region,
+        source_ip=INTERNAL,
+        user_agent=INTERNAL,
+        request_id="",
+        event_time=event_time,
+        user_identity={"accountId": account, "invokedBy": INTERNAL},
+        read_only=False,
+        resources=resources,
+        recipient_account=account,
+        event_type="AwsServiceEvent",
+        service_event_details=details,
+    )
 
 
 # -- the writer ----------------------------------------------------------------------------------
@@ -187,6 +224,11 @@ class AuditLog:
     @property
     def head(self) -> tuple[int, str]:
         return self._sequence, self._hash
+
+    @property
+    def refusing(self) -> str | None:
+        """Why the trail refuses every event (after a failed write), or None."""
+        return self._failed
 
     async def record(self, event: AuditEvent) -> Sealed:
         """Return once ``event`` is durable in the store and the file; AuditError if it cannot
@@ -319,4 +361,4 @@ class AuditLog:
         self.store.close()
 
 
-__all__ = ["AuditError", "AuditEvent", "AuditLog", "JsonlFile"]
+__all__ = ["AuditError", "AuditEvent", "AuditLog", "JsonlFile", "service_event"]

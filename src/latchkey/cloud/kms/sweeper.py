@@ -8,6 +8,10 @@ whose ValidTo has passed. More jobs: ``Sweeper(..., jobs=(*KEY_JOBS, another_job
 
 Jobs run on the event loop, between calls, never concurrently with a handler: a job's read and
 write of a key cannot interleave with a call's. A failing job is logged and the others still run.
+
+What the jobs do is audited as CloudTrail records it: one ``AwsServiceEvent`` per key
+(``DeleteKey``, ``RotateKey``, ``DeleteExpiredKeyMaterial``). While the audit trail refuses
+events (after a failed write) the sweeper does nothing, so no key changes unrecorded.
 """
 
 from __future__ import annotations
@@ -16,14 +20,16 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from latchkey.clock import Clock
+from latchkey.cloud.audit import AuditEvent, AuditLog, service_event
 from latchkey.cloud.kms.imports import expire_imported_material
 from latchkey.cloud.kms.keys import ENABLED, PENDING_DELETION, KeyRing
 from latchkey.cloud.kms.rotation import AUTOMATIC, rotate_key
 from latchkey.crypto.rootkey import RootKey
-from latchkey.store.base import Store
+from latchkey.store.base import KmsKeyRecord, Store
 
 log = logging.getLogger("latchkey.cloud.kms")
 
@@ -38,6 +44,11 @@ class Sweep:
     root_key: RootKey
     clock: Clock
     now: float
+    happened: list[tuple[str, KmsKeyRecord, dict[str, Any]]] = field(default_factory=list)
+
+    def done(self, event_name: str, record: KmsKeyRecord, **details: Any) -> None:
+        """Note what a job did to a key, for the audit trail."""
+        self.happened.append((event_name, record, {**details, "keyId": record.key_id}))
 
 
 Job = Callable[[Sweep], object]  # the return value is only logged when truthy
@@ -54,6 +65,7 @@ def delete_due_keys(sweep: Sweep) -> list[str]:
             continue
         if sweep.store.delete_kms_key(record.key_id):
             log.info("kms: deleted key %s (its deletion date passed)", record.arn)
+            sweep.done("DeleteKey", current)
             deleted.append(record.key_id)
     return deleted
 
@@ -69,13 +81,19 @@ def rotate_due_keys(sweep: Sweep) -> list[str]:
         keys = KeyRing(sweep.store, sweep.root_key, record.account, record.region, sweep.clock)
         updated = rotate_key(keys, record, AUTOMATIC)
         log.info("kms: rotated key %s to material version %d", record.arn, updated.current_version)
+        sweep.done("RotateKey", updated, rotationType=AUTOMATIC)
         rotated.append(record.key_id)
     return rotated
 
 
 def expire_imported_key_material(sweep: Sweep) -> list[str]:
     """Delete imported material whose ValidTo has passed (its key goes to PendingImport)."""
-    return expire_imported_material(sweep.store, sweep.now)
+    expired = expire_imported_material(sweep.store, sweep.now)
+    for key_id in expired:
+        record = sweep.store.load_kms_key(key_id)
+        if record is not None:
+            sweep.done("DeleteExpiredKeyMaterial", record)
+    return expired
 
 
 KEY_JOBS: tuple[Job, ...] = (delete_due_keys, rotate_due_keys, expire_imported_key_material)
@@ -90,19 +108,26 @@ class Sweeper:
         *,
         jobs: Sequence[Job] = KEY_JOBS,
         interval: float = DEFAULT_INTERVAL,
+        audit: AuditLog | None = None,
     ) -> None:
         self.store = store
+        self.audit = audit
         self.root_key = root_key
         self.clock = clock
         self.jobs = tuple(jobs)
         self.interval = interval
         self._task: asyncio.Task[None] | None = None
         self._poked: asyncio.Event | None = None
-        self.sweeps = 0  # completed sweeps (tests wait on it)
+        self.sweeps = 0  # completed sweeps, events recorded (tests wait on it)
 
-    def run_once(self) -> None:
-        """Run every job once, now. A job that fails is logged; the rest still run."""
-        sweep = Sweep(self.store, self.root_key, self.clock, self.clock.now().timestamp())
+    def run_once(self) -> list[AuditEvent]:
+        """Run every job once, now; the audit events of what they did (recorded by the
+        periodic task). A job that fails is logged; the rest still run."""
+        if self.audit is not None and self.audit.refusing is not None:
+            log.warning("kms sweeper: paused while the audit trail refuses events")
+            return []
+        now = self.clock.now()
+        sweep = Sweep(self.store, self.root_key, self.clock, now.timestamp())
         for job in self.jobs:
             try:
                 done = job(sweep)
@@ -111,7 +136,36 @@ class Sweeper:
                 continue
             if done:
                 log.debug("kms sweeper job %s: %s", getattr(job, "__name__", job), done)
+        when = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return [
+            service_event(
+                "kms.amazonaws.com",
+                name,
+                account=record.account,
+                region=record.region,
+                event_time=when,
+                resources=[
+                    {"accountId": record.account, "type": "AWS::KMS::Key", "ARN": record.arn}
+                ],
+                details=details,
+            )
+            for name, record, details in sweep.happened
+        ]
+
+    async def sweep(self) -> None:
+        """One sweep, its events recorded (what the periodic task does)."""
+        await self._record(self.run_once())
         self.sweeps += 1
+
+    async def _record(self, events: list[AuditEvent]) -> None:
+        if self.audit is None or not events:
+            return
+        results = await asyncio.gather(
+            *(self.audit.record(event) for event in events), return_exceptions=True
+        )
+        failed = sum(1 for result in results if isinstance(result, BaseException))
+        if failed:
+            log.error("kms sweeper: %d audit event(s) could not be recorded", failed)
 
     def start(self) -> None:
         """Start the periodic task on the running loop."""
@@ -130,7 +184,7 @@ class Sweeper:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._poked.wait(), self.interval)
             self._poked.clear()
-            self.run_once()
+            await self.sweep()
 
     async def stop(self) -> None:
         task, self._task = self._task, None
