@@ -18,6 +18,7 @@ from latchkey.aws.policy import (
 )
 from latchkey.cloud.identity import Caller
 from latchkey.store.base import Store
+from latchkey.store.sqlitedb import KEY_CACHE_SIZE
 
 KeyValue = str | Sequence[str] | bool | int
 ConditionKeys = Mapping[str, KeyValue]
@@ -127,7 +128,25 @@ def _condition_keys(caller: Caller, keys: ConditionKeys | None) -> dict[str, Key
 class _Outcome:
     refusal: tuple[str, bool, bool] | None  # (why, explicit, session_allows); None: allowed
     cacheable: bool  # no condition key was looked up: the decision holds until a store write
+    per_resource: bool  # a resource pattern other than "*" was matched against the resource
     resource_policy: PolicyDocument | None  # kept alive: the cache key holds its id()
+
+
+def _remembered(
+    store: Store, name: str, key: tuple[object, ...], decide: Callable[[], _Outcome]
+) -> _Outcome:
+    """The remembered decision, or a new one (remembered unless it read a condition key; a
+    per-resource one is remembered under a resource-free key only as that fact)."""
+    made: list[_Outcome] = []
+
+    def load() -> _Outcome | None:
+        made.append(decide())
+        return made[0] if made[0].cacheable else None
+
+    found = store.cached(name, key, load, size=KEY_CACHE_SIZE)
+    if made:
+        return made[0]
+    return found if found is not None else decide()
 
 
 def _memo(load: Callable[[], ConditionKeys]) -> Callable[[], ConditionKeys]:
@@ -164,20 +183,18 @@ def authorize(
 
     A decision that looked up no condition key depends only on the caller's credentials, the
     action, the resource and what the store holds, so it is remembered until the store's next
-    write; one that did is made again on every call.
+    write (one that did is made again on every call); one that matched no resource pattern
+    but ``*`` is remembered for every resource at once (a default key policy and an IAM policy
+    on ``Resource: *`` cost one evaluation for all of an account's keys).
     """
-    cache_key = (caller.access_key_id, caller.arn, action, resource, id(resource_policy), denied)
-    made: list[_Outcome] = []
+    general = (caller.access_key_id, caller.arn, action, id(resource_policy), denied)
 
-    def decide() -> _Outcome | None:
-        outcome = _decide(store, caller, action, resource, resource_policy, keys, lazy_keys)
-        made.append(outcome)
-        return outcome if outcome.cacheable else None
+    def decide() -> _Outcome:
+        return _decide(store, caller, action, resource, resource_policy, keys, lazy_keys)
 
-    remembered = store.cached("authz", cache_key, decide)
-    outcome = made[0] if made else remembered
-    if outcome is None:  # remembered as "depends on condition keys"
-        outcome = _decide(store, caller, action, resource, resource_policy, keys, lazy_keys)
+    outcome = _remembered(store, "authz", general, decide)
+    if outcome.cacheable and outcome.per_resource:  # its verdict is for one resource only
+        outcome = _remembered(store, "authz-resource", (*general, resource), decide)
     if outcome.refusal is not None:
         why, explicit, session_allows = outcome.refusal
         err = _denied(caller, action, resource, why, denied)
@@ -206,7 +223,8 @@ def _decide(
 
     def outcome(refusal: tuple[str, bool, bool] | None) -> _Outcome:
         cacheable = not any(ctx.consulted for ctx in contexts)
-        return _Outcome(refusal, cacheable, resource_policy)
+        per_resource = any(ctx.resource_used for ctx in contexts)
+        return _Outcome(refusal, cacheable, per_resource, resource_policy)
 
     ctx = context(caller.principals)
     iam = Decision.ALLOW if caller.is_root else evaluate_all(identity_policies(store, caller), ctx)

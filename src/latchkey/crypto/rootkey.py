@@ -29,7 +29,8 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from latchkey.crypto.aead import KEY_SIZE, InvalidCiphertext, generate_key, open_sealed, seal
 from latchkey.secretfile import read_secret_file, write_secret_file
 
-UNWRAPPED_CACHE_SIZE = 4096  # entries; each a key's material or a secret (bytes to a few KiB)
+UNWRAPPED_CACHE_SIZE = 131072  # entries; each a key's material or a secret (bytes to a few KiB)
+UNWRAPPED_CACHE_BYTES = 32 * 1024 * 1024  # and at most this much unwrapped data
 
 __all__ = ["RootKey", "ScryptParams"]
 
@@ -89,7 +90,7 @@ def _aad(kind: str, record_id: str) -> bytes:
 class RootKey:
     """A 256-bit key-encryption key.  Its ``repr`` never shows the key."""
 
-    __slots__ = ("_key", "_opened", "_opened_lock")
+    __slots__ = ("_key", "_opened", "_opened_bytes", "_opened_lock")
 
     def __init__(self, key: bytes) -> None:
         if len(key) != KEY_SIZE:
@@ -98,6 +99,7 @@ class RootKey:
         # Recently unwrapped values, keyed by exactly what was unwrapped (kind, record id and
         # the wrapped bytes, so a changed row is a miss): hot keys skip AES-GCM on every call.
         self._opened: OrderedDict[tuple[str, str, bytes], bytes] = OrderedDict()
+        self._opened_bytes = 0
         self._opened_lock = threading.Lock()
 
     @classmethod
@@ -170,9 +172,15 @@ class RootKey:
                 return found
         opened = open_sealed(self._key, wrapped[1:], aad)
         with self._opened_lock:
-            self._opened[entry] = opened
-            if len(self._opened) > UNWRAPPED_CACHE_SIZE:
-                self._opened.popitem(last=False)
+            if entry not in self._opened:
+                self._opened[entry] = opened
+                self._opened_bytes += len(opened)
+            while (
+                len(self._opened) > UNWRAPPED_CACHE_SIZE
+                or self._opened_bytes > UNWRAPPED_CACHE_BYTES
+            ):
+                _, dropped = self._opened.popitem(last=False)
+                self._opened_bytes -= len(dropped)
         return opened
 
     def __repr__(self) -> str:

@@ -198,7 +198,7 @@ class AccessKeyRecord:
 
 
 class Store(Protocol):
-    def cached(self, name: str, key: Hashable, load: Callable[[], T]) -> T:
+    def cached(self, name: str, key: Hashable, load: Callable[[], T], *, size: int = ...) -> T:
         """``load()``'s value, remembered until the store's next write (values immutable)."""
         ...
 

@@ -8,10 +8,11 @@ that hang off a key (aliases, tags, grants, import tokens) reference ``kms_keys`
 from __future__ import annotations
 
 import sqlite3
+import sys
 from dataclasses import fields
 
 from latchkey.store.base import KeyMaterialRecord, KmsKeyRecord
-from latchkey.store.sqlitedb import SqliteDatabase
+from latchkey.store.sqlitedb import KEY_CACHE_SIZE, SqliteDatabase
 
 KMS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS kms_keys (
@@ -58,6 +59,23 @@ def _key_row(key: KmsKeyRecord) -> tuple[object, ...]:
     return tuple(getattr(key, name) for name in KEY_COLUMNS)
 
 
+# Text most keys share (the default key policy, account, region, spec, state): one copy each in
+# the read cache, however many keys hold it.
+_SHARED_TEXT = frozenset(
+    {"account", "region", "key_spec", "key_usage", "state", "origin", "policy",
+     "expiration_model", "last_used_operation"}
+)  # fmt: skip
+
+
+def _key_record(row: sqlite3.Row) -> KmsKeyRecord:
+    values = dict(row)
+    for name in _SHARED_TEXT:
+        value = values.get(name)
+        if isinstance(value, str):
+            values[name] = sys.intern(value)
+    return KmsKeyRecord(**values)
+
+
 def _material(row: sqlite3.Row) -> KeyMaterialRecord:
     values = dict(row)
     values["imported"] = bool(values["imported"])
@@ -86,9 +104,9 @@ class KmsTables(SqliteDatabase):
     def load_kms_key(self, key_id: str) -> KmsKeyRecord | None:
         def load() -> KmsKeyRecord | None:
             rows = self._rows(f"{KEY_SELECT} WHERE key_id = ?", key_id)
-            return KmsKeyRecord(**dict(rows[0])) if rows else None
+            return _key_record(rows[0]) if rows else None
 
-        return self.cached("kms_key", key_id, load)
+        return self.cached("kms_key", key_id, load, size=KEY_CACHE_SIZE)
 
     def list_kms_keys(self, account: str, region: str) -> list[KmsKeyRecord]:
         rows = self._rows(
@@ -122,7 +140,7 @@ class KmsTables(SqliteDatabase):
             )
             return _material(rows[0]) if rows else None
 
-        return self.cached("kms_material", (key_id, version), load)
+        return self.cached("kms_material", (key_id, version), load, size=KEY_CACHE_SIZE)
 
     def list_key_materials(self, key_id: str) -> list[KeyMaterialRecord]:
         rows = self._rows(

@@ -107,3 +107,23 @@ def test_condition_keys_passed_per_call_are_honoured_after_a_cached_allow(
     assert call("billing")
     assert not call("payroll")
     assert call("billing")
+
+
+def test_a_decision_on_named_resources_is_not_taken_for_another_resource(
+    store: SqliteStore,
+) -> None:
+    other = KEY_ARN.replace("1234abcd", "9999abcd")
+    only_one_key = {"Effect": "Allow", "Action": "kms:Encrypt", "Resource": KEY_ARN}
+    store.put_user_policy("alice", "one", _policy(only_one_key))
+
+    def allowed(resource: str) -> bool:
+        try:
+            authorize(store, _caller(), "kms:Encrypt", resource, resource_policy=DELEGATE)
+        except AccessRefused:
+            return False
+        return True
+
+    assert allowed(KEY_ARN)
+    assert not allowed(other)
+    assert allowed(KEY_ARN)
+    assert not allowed(other)

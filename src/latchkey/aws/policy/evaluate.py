@@ -32,6 +32,8 @@ class RequestContext:
     looked up case-insensitively by name; an empty sequence counts as an absent key.
     ``consulted`` turns true once any condition key is looked up: until then, a decision
     depends on the principals, action and resource alone (callers may cache it).
+    ``resource_used`` turns true once a ``Resource``/``NotResource`` other than a lone ``*``
+    is matched against ``resource``: until then, the decision holds for any resource.
     """
 
     action: str
@@ -46,9 +48,11 @@ class RequestContext:
     _values: dict[str, tuple[str, ...]] | None = field(init=False, repr=False, compare=False)
     _identities: frozenset[str] = field(init=False, repr=False, compare=False)
     _lazy_done: bool = field(init=False, repr=False, compare=False)
+    _resource_used: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_values", None)  # made when a condition first asks
+        object.__setattr__(self, "_resource_used", False)
         object.__setattr__(self, "_identities", frozenset(map(_canonical, self.principals)))
         object.__setattr__(self, "_lazy_done", self.lazy is None)
 
@@ -56,6 +60,18 @@ class RequestContext:
     def consulted(self) -> bool:
         """Has any condition key been looked up?"""
         return self._values is not None
+
+    @property
+    def resource_used(self) -> bool:
+        """Has a resource pattern other than ``*`` been matched against the resource?"""
+        return self._resource_used
+
+    def matches_resource(
+        self, patterns: tuple[str, ...] | None, not_patterns: tuple[str, ...] | None
+    ) -> bool:
+        if patterns != ("*",) or not_patterns is not None:
+            object.__setattr__(self, "_resource_used", True)
+        return _listed(patterns, not_patterns, self.resource, ignore_case=False)
 
     def values(self, key: str) -> tuple[str, ...]:
         """The request's values for condition key ``key`` as text; ``()`` when absent."""
@@ -108,7 +124,7 @@ def statement_matches(stmt: Statement, ctx: RequestContext) -> bool:
         return False
     if not _listed(stmt.actions, stmt.not_actions, ctx.action, ignore_case=True):
         return False
-    if not _listed(stmt.resources, stmt.not_resources, ctx.resource, ignore_case=False):
+    if not ctx.matches_resource(stmt.resources, stmt.not_resources):
         return False
     return all(condition_holds(cond, ctx.values(cond.key)) for cond in stmt.conditions)
 
