@@ -66,7 +66,7 @@ def test_audit_lists_filters_and_verifies(tmp_path: Path) -> None:
 
         encrypts = json_lines(latchkey_audit(data, "--json", "--event", "Encrypt"))
         assert [e["eventName"] for e in encrypts] == ["Encrypt"]
-        assert encrypts[0]["requestParameters"] == {"KeyId": key_id}
+        assert encrypts[0]["requestParameters"] == {"keyId": key_id}
         errors = json_lines(latchkey_audit(data, "--json", "--key", key_id, "--errors-only"))
         assert [(e["eventName"], e["errorCode"]) for e in errors] == [
             ("Decrypt", "InvalidCiphertextException")

@@ -107,7 +107,7 @@ def test_encrypt_and_decrypt_with_an_encryption_context(
     for name in ("GenerateDataKey", "Decrypt"):
         last = [e for e in events if e["eventName"] == name][-1]
         assert "errorCode" not in last
-        context = last["requestParameters"]["EncryptionContext"]
+        context = last["requestParameters"]["encryptionContext"]
         assert CONTEXT.items() <= context.items()
         assert last["resources"][0]["ARN"] == key_arn
 
@@ -144,7 +144,7 @@ def test_changed_encryption_context_is_refused_by_kms(
         client.decrypt(source=tampered, key_provider=keys)
     refusals = [e for e in audit_events(up)[before:] if e["eventName"] == "Decrypt"]
     assert [e.get("errorCode") for e in refusals] == ["InvalidCiphertextException"]
-    assert refusals[0]["requestParameters"]["EncryptionContext"]["tenant"] == other.decode()
+    assert refusals[0]["requestParameters"]["encryptionContext"]["tenant"] == other.decode()
 
 
 def test_tampered_message_is_refused(session: Any, key_arn: str, client: Any) -> None:

@@ -209,7 +209,7 @@ def test_secret_is_never_stored_or_audited_in_clear(cloud: Cloud, iam: Any) -> N
     assert secret not in audit
     events = [json.loads(line) for line in audit.splitlines()]
     created = [e for e in events if e["eventName"] == "CreateAccessKey"]
-    assert created[0]["requestParameters"] == {"UserName": "audited"}
+    assert created[0]["requestParameters"] == {"userName": "audited"}
     on_disk = b"".join(p.read_bytes() for p in data.glob("latchkey.db*"))
     assert secret not in on_disk
     db = sqlite3.connect(data / "latchkey.db")

@@ -130,7 +130,7 @@ def test_audit_trail(cloud: Cloud) -> None:
     assumed = "arn:aws:sts::000000000000:assumed-role/latchkey-kms/storage"
     assert events[2]["userIdentity"]["arn"] == assumed
     assert events[2]["userIdentity"]["sessionContext"]["sessionIssuer"]["arn"] == ROLE_ARN
-    assert events[2]["requestParameters"]["EncryptionContext"] == {"app": "t"}
+    assert events[2]["requestParameters"]["encryptionContext"] == {"app": "t"}
     assert events[0]["userIdentity"]["type"] == "Root"
     issued = events[1]["responseElements"]["credentials"]
     assert issued["accessKeyId"] == creds["AccessKeyId"]

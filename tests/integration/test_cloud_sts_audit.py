@@ -67,8 +67,8 @@ def test_assume_role_is_audited_without_secrets(cloud: Cloud) -> None:
     assert event["userIdentity"]["type"] == "Root"
     assert event["userIdentity"]["principalId"] == ACCOUNT
     assert event["requestParameters"] == {
-        "RoleArn": arn, "RoleSessionName": "audit-me", "SourceIdentity": "alice",
-        "Policy": POLICY, "PolicyArns": [a["arn"] for a in arns],
+        "roleArn": arn, "roleSessionName": "audit-me", "sourceIdentity": "alice",
+        "policy": POLICY, "policyArns": [{"arn": a["arn"]} for a in arns],
     }  # fmt: skip
     elements = event["responseElements"]
     assert elements["credentials"] == {
@@ -98,7 +98,7 @@ def test_get_session_token_is_audited_without_secrets(cloud: Cloud) -> None:
     assert event["responseElements"] == {"credentials": {
         "accessKeyId": creds["AccessKeyId"],
         "expiration": creds["Expiration"].strftime("%Y-%m-%dT%H:%M:%SZ")}}  # fmt: skip
-    assert event["requestParameters"] == {"DurationSeconds": "900"}
+    assert event["requestParameters"] == {"durationSeconds": "900"}
     assert "resources" not in event
     cloud.client("sts", **creds_of(resp)).get_caller_identity()
     (who,) = events(cloud, "GetCallerIdentity")

@@ -107,8 +107,9 @@ def test_each_call_is_one_event_in_the_store_and_the_file(cloud: Cloud) -> None:
         federation = who["sessionContext"]["webIdFederationData"]
         assert federation["federatedProvider"].startswith(f"arn:aws:iam::{ACCOUNT}:oidc-provider/")
     assert [e["eventName"] for e in (enc, dec, bad)] == ["Encrypt", "Decrypt", "Decrypt"]
-    assert enc["requestParameters"] == {"KeyId": key["KeyId"], "EncryptionContext": context}
-    assert dec["requestParameters"] == {"EncryptionContext": context}
+    # CloudTrail's names: members in lower camel case, the context's own keys as they are.
+    assert enc["requestParameters"] == {"keyId": key["KeyId"], "encryptionContext": context}
+    assert dec["requestParameters"] == {"encryptionContext": context}
     assert "errorCode" not in enc
     assert "errorCode" not in dec
     assert (bad["errorCode"], bad["errorMessage"]) == ("InvalidCiphertextException", "")

@@ -20,7 +20,11 @@ TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 DURATION = re.compile(r"(\d+)([smhd])")
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 # Request members that name a key (by key id, key ARN, alias name or alias ARN).
-KEY_MEMBERS = frozenset({"KeyId", "TargetKeyId", "SourceKeyId", "DestinationKeyId", "AliasName"})
+# CloudTrail's names, and the wire names trails written before latchkey used CloudTrail's.
+KEY_MEMBERS = frozenset(
+    {"keyId", "targetKeyId", "sourceKeyId", "destinationKeyId", "aliasName",
+     "KeyId", "TargetKeyId", "SourceKeyId", "DestinationKeyId", "AliasName"}
+)  # fmt: skip
 
 
 def add_audit_parser(
@@ -95,7 +99,7 @@ def _key_column(event: dict[str, Any]) -> str:
         if ":key/" in arn:
             return arn.rsplit("/", 1)[1]
     params = event.get("requestParameters") or {}
-    value = params.get("KeyId") if isinstance(params, dict) else None
+    value = (params.get("keyId") or params.get("KeyId")) if isinstance(params, dict) else None
     return value if isinstance(value, str) else "-"
 
 

@@ -64,6 +64,11 @@ def _safe_params(params: Mapping[str, Any], allowed: frozenset[str]) -> dict[str
     return {k: v for k, v in params.items() if k in allowed}
 
 
+def _camel(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Query parameters named as CloudTrail names them (``RoleArn`` -> ``roleArn``)."""
+    return {k[:1].lower() + k[1:]: v for k, v in params.items()}
+
+
 # Members never written to the audit trail, wherever they appear (compared case-insensitively):
 # a second line of defence behind the allow-lists and response shaping below.
 SECRET_MEMBERS = frozenset(
@@ -252,7 +257,10 @@ class CloudApp:
             params = jsonproto.decode_body(request.body)
             event.read_only = operation in kms_ops.READ_ONLY
             kms_validation.validate(operation, params)  # the model's types and constraints
-            event.request_parameters = _safe_params(params, kms_ops.AUDITABLE_PARAMS) or None
+            recorded = _safe_params(params, kms_ops.AUDITABLE_PARAMS)
+            event.request_parameters = (
+                kms_validation.trail_parameters(operation, recorded) if recorded else None
+            )
             keys = TrackedKeyRing(
                 self.store, self.root_key, caller.account, region, clock=self.clock,
                 trail=self.audit.store,
@@ -367,7 +375,7 @@ class CloudApp:
             raise AwsError(
                 "InvalidAction", f"Could not find operation {action} for version 2010-05-08"
             )
-        event.request_parameters = _safe_params(params, iam_ops.AUDITABLE_PARAMS) or None
+        event.request_parameters = _camel(_safe_params(params, iam_ops.AUDITABLE_PARAMS)) or None
         event.read_only = action in iam_ops.READ_ONLY
         # IAM answers are never copied into responseElements: CreateAccessKey's holds a secret.
         call = iam_ops.Call(caller, self.store, caller.account, params, root_key=self.root_key)
@@ -388,9 +396,12 @@ class CloudApp:
         }
         names = (f"PolicyArns.member.{n}.arn" for n in range(1, 11))
         policy_arns = [params[name][:AUDIT_VALUE_CHARS] for name in names if name in params]
-        if policy_arns:
-            recorded["PolicyArns"] = policy_arns
-        event.request_parameters = recorded or None
+        event.request_parameters = _camel(recorded) or None
+        if policy_arns:  # CloudTrail's shape: a list of {arn}
+            event.request_parameters = {
+                **(event.request_parameters or {}),
+                "policyArns": [{"arn": arn} for arn in policy_arns],
+            }
         event.read_only = action in sts_ops.READ_ONLY
         account = caller.account if caller else self.settings.account
         call = sts_ops.Call(

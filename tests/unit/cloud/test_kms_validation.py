@@ -19,6 +19,7 @@ from latchkey.cloud.kms.validation import (
     MAX_REPORTED,
     OPERATION_NAMES,
     load_model,
+    trail_parameters,
     validate,
 )
 
@@ -416,3 +417,25 @@ def test_every_operation_of_the_model_is_answered() -> None:
     missing = sorted(set(OPERATION_NAMES) - set(ops.OPERATIONS))
     assert missing == []
     assert set(ops.OPERATIONS) <= set(OPERATION_NAMES)
+
+
+def test_trail_parameters_use_cloudtrail_names_and_keep_map_keys() -> None:
+    params = {
+        "KeyId": "k",
+        "GranteePrincipal": "arn:aws:iam::111122223333:role/app",
+        "Operations": ["Encrypt", "Decrypt"],
+        "Constraints": {"EncryptionContextSubset": {"Tenant": "a", "KeyId": "x"}},
+    }
+    assert trail_parameters("CreateGrant", params) == {
+        "keyId": "k",
+        "granteePrincipal": "arn:aws:iam::111122223333:role/app",
+        "operations": ["Encrypt", "Decrypt"],
+        "constraints": {"encryptionContextSubset": {"Tenant": "a", "KeyId": "x"}},
+    }
+    tags = {"Tags": [{"TagKey": "team", "TagValue": "payments"}]}
+    assert trail_parameters("CreateKey", tags) == {
+        "tags": [{"tagKey": "team", "tagValue": "payments"}]
+    }
+    assert trail_parameters("Encrypt", {"EncryptionContext": {"App": "x"}}) == {
+        "encryptionContext": {"App": "x"}
+    }

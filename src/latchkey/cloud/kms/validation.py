@@ -135,6 +135,11 @@ class _Node:
     def constraints(self) -> list[str]:
         return []
 
+    def trail(self, value: Any) -> Any:
+        """``value`` (already checked) as CloudTrail records it: structure members in lower
+        camel case (``keyId``), map keys (an encryption context's) as they are."""
+        return value
+
 
 def _min_length(n: int) -> str:
     return f"Member must have length greater than or equal to {n}"
@@ -335,6 +340,9 @@ class _List(_Node):
             errors.add(path, value, self.redact or item.redact, _max_length(self.high))
         return value
 
+    def trail(self, value: Any) -> Any:
+        return [self.item.trail(v) for v in value] if isinstance(value, list) else value
+
 
 class _Map(_Node):
     __slots__ = ("high", "key", "low", "value")
@@ -373,6 +381,11 @@ class _Map(_Node):
             errors.add(path, value, redact, _max_length(self.high))
         return value
 
+    def trail(self, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        return {k: self.value.trail(v) for k, v in value.items()}
+
 
 def _lower_camel(name: str) -> str:
     return name[:1].lower() + name[1:]
@@ -404,6 +417,16 @@ class _Struct(_Node):
             if kept is not v:
                 value[wire] = kept
         return value
+
+    def trail(self, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        names = {wire: (name, node) for wire, name, _, node, _ in self.members}
+        out = {}
+        for wire, v in value.items():
+            name, node = names.get(wire, (_lower_camel(wire), _Node(False)))
+            out[name] = node.trail(v)
+        return out
 
 
 # -- compiling the model ----------------------------------------------------------------------
@@ -483,6 +506,16 @@ def _message(items: list[str]) -> str:
     n = len(shown)
     noun = "error" if n == 1 else "errors"
     return f"{n} validation {noun} detected: {'; '.join(shown)}"
+
+
+def trail_parameters(operation: str, params: dict[str, Any]) -> dict[str, Any]:
+    """A call's (checked, allow-listed) parameters named as CloudTrail names them."""
+    validator = _VALIDATORS.get(operation)
+    if validator is None:
+        return {_lower_camel(k): v for k, v in params.items()}
+    result = validator.trail(params)
+    assert isinstance(result, dict)
+    return result
 
 
 def validate(operation: str, params: dict[str, Any]) -> None:
