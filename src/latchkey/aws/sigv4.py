@@ -27,6 +27,7 @@ import datetime
 import functools
 import hashlib
 import hmac
+import math
 import re
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -62,11 +63,7 @@ _QUERY_REQUIRED = (
 # fmt: on
 
 _AMZ_DATE_FORMAT = "%Y%m%dT%H%M%SZ"
-_AMZ_DATE_RE = re.compile(r"[0-9]{8}T[0-9]{6}Z")
 _WHITESPACE_RUN = re.compile(r"\s+", re.ASCII)
-_OTHER_WHITESPACE = frozenset("\t\n\r\f\v")  # what \s matches (ASCII) besides the space
-_HEX_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
-_SCOPE_PART = re.compile(r"[\x21-\x7e]+")  # region and service: printable ASCII, no spaces
 _QUERY_SHA256 = "X-Amz-Content-Sha256"
 _QUERY_AUTH_MARKERS = ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Signature")
 _REPLACED_ON_SIGN = frozenset({"authorization", "x-amz-date", "x-amz-security-token"})
@@ -130,6 +127,8 @@ class HttpRequest:
     query: str
     headers: tuple[tuple[str, str], ...]
     body: bytes = b""
+    # lowercase name -> values, built once on first use (see ``_header_index``)
+    _index: dict[str, list[str]] | None = field(default=None, init=False, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +186,7 @@ def _remove_dot_segments(path: str) -> str:
     return lead + "/".join(out) + trail
 
 
+@functools.lru_cache(maxsize=1024)
 def _canonical_uri(path: str, normalize: bool, encode: bool = True) -> str:
     if not path:
         return "/"
@@ -204,6 +204,8 @@ def _decode_query(raw: str) -> str:
 
 
 def _canonical_query(query: str, exclude: str | None) -> str:
+    if not query:
+        return ""
     pairs = sorted(
         (_query_component(key), _query_component(value))
         for key, value in _split_query(query)
@@ -213,9 +215,40 @@ def _canonical_query(query: str, exclude: str | None) -> str:
 
 
 def _trimall(value: str) -> str:
-    if "  " not in value and not _OTHER_WHITESPACE.intersection(value):
+    # isprintable() is False for every whitespace character but the space (tab, CR, LF, ...)
+    if "  " not in value and value.isprintable():
         return value.strip()  # the common case, without the regex
     return _WHITESPACE_RUN.sub(" ", value).strip()
+
+
+def _header_index(req: HttpRequest) -> dict[str, list[str]]:
+    """Lowercase header name -> its values in order; computed once per request."""
+    index = req._index
+    if index is None:
+        index = {}
+        for name, value in req.headers:
+            lname = name.lower()
+            values = index.get(lname)
+            if values is None:
+                index[lname] = [value]
+            else:
+                values.append(value)
+        object.__setattr__(req, "_index", index)
+    return index
+
+
+@functools.lru_cache(maxsize=512)
+def _sorted_names(signed_headers: tuple[str, ...]) -> tuple[tuple[str, ...], str]:
+    names = tuple(sorted({name.lower() for name in signed_headers}))
+    return names, ";".join(names)
+
+
+def _joined(values: list[str] | None) -> str:
+    if not values:
+        return ""
+    if len(values) == 1:
+        return _trimall(values[0])
+    return ",".join([_trimall(value) for value in values])
 
 
 def canonical_request(
@@ -227,20 +260,17 @@ def canonical_request(
     exclude_query_param: str | None = None,
     encode_path: bool = True,
 ) -> str:
-    names = sorted({name.lower() for name in signed_headers})
-    values: dict[str, list[str]] = {name: [] for name in names}
-    for name, value in req.headers:
-        bucket = values.get(name.lower())
-        if bucket is not None:
-            bucket.append(_trimall(value))
-    header_block = "".join(f"{name}:{','.join(values[name])}\n" for name in names)
+    key = signed_headers if isinstance(signed_headers, tuple) else tuple(signed_headers)
+    names, joined = _sorted_names(key)
+    index = _header_index(req)
+    header_block = "".join([f"{name}:{_joined(index.get(name))}\n" for name in names])
     return "\n".join(
         [
             req.method.upper(),
             _canonical_uri(req.path, normalize_path, encode_path),
             _canonical_query(req.query, exclude_query_param),
             header_block,
-            ";".join(names),
+            joined,
             payload_hash,
         ]
     )
@@ -252,7 +282,7 @@ def string_to_sign(amz_date: str, scope: CredentialScope, canonical_request: str
 
 
 def _hmac(key: bytes, message: str) -> bytes:
-    return hmac.new(key, message.encode("utf-8"), hashlib.sha256).digest()
+    return hmac.digest(key, message.encode("utf-8"), "sha256")
 
 
 @functools.lru_cache(maxsize=1024)  # one per (secret, day, region, service): 4 HMACs saved
@@ -269,7 +299,7 @@ def derive_signing_key(secret_key: str, scope: CredentialScope) -> bytes:
 
 
 def signature(signing_key: bytes, string_to_sign: str) -> str:
-    return hmac.new(signing_key, string_to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
+    return hmac.digest(signing_key, string_to_sign.encode("utf-8"), "sha256").hex()
 
 
 def payload_hash(body: bytes) -> str:
@@ -315,27 +345,53 @@ def sign_trailer(
 # --- time ---------------------------------------------------------------------------------
 
 
+def _is_amz_date(value: str) -> bool:
+    """``YYYYMMDDTHHMMSSZ``, ASCII digits only."""
+    return (
+        len(value) == 16
+        and value.isascii()
+        and value[8] == "T"
+        and value[15] == "Z"
+        and value[:8].isdigit()
+        and value[9:15].isdigit()
+    )
+
+
+@functools.lru_cache(maxsize=256)  # the same X-Amz-Date arrives many times within a second
+def _parse_amz_date(value: str) -> datetime.datetime:
+    if not _is_amz_date(value):
+        raise ValueError(value)
+    return datetime.datetime(  # YYYYMMDDTHHMMSSZ, by position (strptime is slow)
+        int(value[0:4]), int(value[4:6]), int(value[6:8]),
+        int(value[9:11]), int(value[11:13]), int(value[13:15]), tzinfo=datetime.UTC,
+    )  # fmt: skip
+
+
 def parse_amz_date(value: str) -> datetime.datetime:
     try:
-        if not _AMZ_DATE_RE.fullmatch(value):
-            raise ValueError(value)
-        moment = datetime.datetime(  # YYYYMMDDTHHMMSSZ, by position (strptime is slow)
-            int(value[0:4]), int(value[4:6]), int(value[6:8]),
-            int(value[9:11]), int(value[11:13]), int(value[13:15]),
-        )  # fmt: skip
+        return _parse_amz_date(value)
     except ValueError:
         raise IncompleteSignature(
             f"Date must be in ISO-8601 'basic format'. Got '{value}'. "
             "See http://en.wikipedia.org/wiki/ISO_8601",
             reason="bad-date",
         ) from None
-    return moment.replace(tzinfo=datetime.UTC)
+
+
+_last_amz_date: tuple[int, str] = (0, "")  # (Unix second, its text): formatted once a second
 
 
 def format_amz_date(moment: datetime.datetime) -> str:
+    global _last_amz_date
     if moment.tzinfo is None:
         raise ValueError("format_amz_date needs a timezone-aware datetime")
-    return moment.astimezone(datetime.UTC).strftime(_AMZ_DATE_FORMAT)
+    second = math.floor(moment.timestamp())
+    cached_second, text = _last_amz_date
+    if second == cached_second and text:
+        return text
+    text = moment.astimezone(datetime.UTC).strftime(_AMZ_DATE_FORMAT)
+    _last_amz_date = (second, text)
+    return text
 
 
 # --- signing ------------------------------------------------------------------------------
@@ -377,6 +433,46 @@ def _names_to_sign(headers: Iterable[tuple[str, str]], unsigned: Collection[str]
     return sorted({name.lower() for name, _ in headers} - skip)
 
 
+@dataclass(frozen=True, slots=True)
+class _SignPlan:
+    """What signing a request depends on only through its header names, worked out once per
+    header-name sequence: which headers are kept, which are signed, where their values are."""
+
+    keep: tuple[int, ...]  # positions in the request's headers that are kept
+    lines: tuple[tuple[str, tuple[int, ...]], ...]  # ("name:", value positions), sorted
+    signed: str  # SignedHeaders
+    declared: tuple[int, ...]  # positions of x-amz-content-sha256
+    has_host: bool
+
+
+_PlanKey = tuple[tuple[str, ...], bool, frozenset[str]]
+_PLANS: dict[_PlanKey, _SignPlan] = {}
+_MAX_PLANS = 512
+
+
+def _sign_plan(key: _PlanKey) -> _SignPlan:
+    plan = _PLANS.get(key)
+    if plan is not None:
+        return plan
+    names, with_token, unsigned = key
+    lowered = [name.lower() for name in names]
+    keep = tuple(i for i, name in enumerate(lowered) if name not in _REPLACED_ON_SIGN)
+    final = [lowered[i] for i in keep] + ["x-amz-date"]
+    if with_token:
+        final.append("x-amz-security-token")
+    skip = {name.lower() for name in unsigned} | {"authorization"}
+    signed = sorted(set(final) - skip)
+    lines = tuple(
+        (f"{name}:", tuple(j for j, other in enumerate(final) if other == name)) for name in signed
+    )
+    declared = tuple(j for j, name in enumerate(final) if name == "x-amz-content-sha256")
+    plan = _SignPlan(keep, lines, ";".join(signed), declared, "host" in lowered)
+    if len(_PLANS) >= _MAX_PLANS:
+        _PLANS.clear()
+    _PLANS[key] = plan
+    return plan
+
+
 def sign_request_headers(
     req: HttpRequest,
     creds: Credentials,
@@ -395,23 +491,53 @@ def sign_request_headers(
     an x-amz-content-sha256 header already on the request, ``payload_hash``, sha256(body).
     S3 signs with ``normalize_path=False, encode_path=False``.
     """
-    amz_date, scope = _signing_parts(req, now, region, service)
-    headers = [(k, v) for k, v in req.headers if k.lower() not in _REPLACED_ON_SIGN]
+    unsigned = (
+        unsigned_headers if isinstance(unsigned_headers, frozenset) else frozenset(unsigned_headers)
+    )
+    source = req.headers
+    token = creds.session_token
+    plan = _sign_plan((tuple([name for name, _ in source]), token is not None, unsigned))
+    if not plan.has_host:
+        raise ValueError("the request needs a Host header before it can be signed")
+    amz_date = format_amz_date(now)
+    date = amz_date[:8]
+    scope = f"{date}/{region}/{service}/{TERMINATOR}"  # str(CredentialScope(...))
+    headers = [source[i] for i in plan.keep]
     headers.append(("X-Amz-Date", amz_date))
-    if creds.session_token is not None:
-        headers.append(("X-Amz-Security-Token", creds.session_token))
-    signed = _names_to_sign(headers, unsigned_headers)
-    body_hash = hashlib.sha256(req.body).hexdigest() if payload_hash is None else payload_hash
-    signed_req = replace(req, headers=tuple(headers))
-    sig = _sign(
-        signed_req, creds.secret_key, amz_date, scope, signed, body_hash, normalize_path,
-        encode_path,
-    )  # fmt: skip
+    if token is not None:
+        headers.append(("X-Amz-Security-Token", token))
+    if plan.declared:
+        body_hash = ",".join([headers[j][1] for j in plan.declared])
+    elif payload_hash is None:
+        body_hash = hashlib.sha256(req.body).hexdigest()
+    else:
+        body_hash = payload_hash
+    lines = []
+    for prefix, at in plan.lines:
+        if len(at) == 1:
+            lines.append(f"{prefix}{_trimall(headers[at[0]][1])}\n")
+        else:
+            lines.append(f"{prefix}{_joined([headers[j][1] for j in at])}\n")
+    block = "".join(lines)
+    creq = "\n".join(
+        [
+            req.method.upper(),
+            _canonical_uri(req.path, normalize_path, encode_path),
+            _canonical_query(req.query, None),
+            block,
+            plan.signed,
+            body_hash,
+        ]
+    )
+    digest = hashlib.sha256(creq.encode("utf-8", "surrogateescape")).hexdigest()
+    to_sign = f"{ALGORITHM}\n{amz_date}\n{scope}\n{digest}"  # string_to_sign(...)
+    sig = signature(_signing_key(creds.secret_key, date, region, service), to_sign)
     authorization = (
         f"{ALGORITHM} Credential={creds.access_key}/{scope}, "
-        f"SignedHeaders={';'.join(signed)}, Signature={sig}"
+        f"SignedHeaders={plan.signed}, Signature={sig}"
     )
-    return (*headers, ("Authorization", authorization))
+    headers.append(("Authorization", authorization))
+    return tuple(headers)
 
 
 def presign_query(
@@ -458,7 +584,28 @@ def presign_query(
 # --- verification -------------------------------------------------------------------------
 
 
+def _is_scope_part(value: str) -> bool:
+    """A region or service: printable ASCII (0x21-0x7e), no spaces."""
+    return bool(value) and value.isascii() and value.isprintable() and " " not in value
+
+
+@functools.lru_cache(maxsize=1024)  # one per (access key, day, region, service) in use
+def _well_formed_credential(value: str) -> tuple[str, CredentialScope] | None:
+    """The Credential parameter's parts when its shape, region, service and terminator are
+    right (the date is checked against X-Amz-Date by the caller); None otherwise."""
+    parts = value.split("/")
+    if len(parts) != 5 or not parts[0]:
+        return None
+    access_key, date, region, service, terminator = parts
+    if not (_is_scope_part(region) and _is_scope_part(service) and terminator == TERMINATOR):
+        return None
+    return access_key, CredentialScope(date, region, service)
+
+
 def _parse_credential(value: str, amz_date: str) -> tuple[str, CredentialScope]:
+    found = _well_formed_credential(value)
+    if found is not None and found[1].date == amz_date[:8]:
+        return found
     parts = value.split("/")
     if len(parts) != 5 or not parts[0]:
         raise IncompleteSignature(
@@ -473,9 +620,9 @@ def _parse_credential(value: str, amz_date: str) -> tuple[str, CredentialScope]:
             "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date "
             f"from HTTP: '{date}' != '{amz_date[:8]}', from '{amz_date}'."
         )
-    if not _SCOPE_PART.fullmatch(region):
+    if not _is_scope_part(region):
         problems.append("Credential should be scoped to a valid region.")
-    if not _SCOPE_PART.fullmatch(service):
+    if not _is_scope_part(service):
         problems.append("Credential should be scoped to correct service.")
     if terminator != TERMINATOR:
         problems.append(
@@ -487,9 +634,17 @@ def _parse_credential(value: str, amz_date: str) -> tuple[str, CredentialScope]:
     return access_key, CredentialScope(date, region, service)
 
 
-def _parse_signed_headers(value: str) -> tuple[str, ...]:
+@functools.lru_cache(maxsize=256)  # the same few SignedHeaders lists arrive again and again
+def _signed_header_names(value: str) -> tuple[str, ...] | None:
     names = tuple(value.split(";"))
     if any(not name or name != name.lower() or name != name.strip() for name in names):
+        return None
+    return names
+
+
+def _parse_signed_headers(value: str) -> tuple[str, ...]:
+    names = _signed_header_names(value)
+    if names is None:
         raise IncompleteSignature(
             f"SignedHeaders must be a ';'-separated list of lowercase header names: '{value}'.",
             reason="malformed-signed-headers",
@@ -525,7 +680,8 @@ def _parse_header_form(req: HttpRequest, authorization: str) -> SignedRequestInf
         if key.strip() in fields:
             raise IncompleteSignature(f"Duplicate '{key.strip()}' in Authorization header.")
         fields[key.strip()] = value.strip()
-    amz_date = _single(_header_values(req.headers, "x-amz-date"), "X-Amz-Date header")
+    index = _header_index(req)
+    amz_date = _single(index.get("x-amz-date", []), "X-Amz-Date header")
     missing = [
         f"Authorization header requires '{name}' parameter."
         for name in ("Credential", "Signature", "SignedHeaders")
@@ -542,7 +698,7 @@ def _parse_header_form(req: HttpRequest, authorization: str) -> SignedRequestInf
         )
     parse_amz_date(amz_date)
     access_key, scope = _parse_credential(fields["Credential"], amz_date)
-    token = _single(_header_values(req.headers, "x-amz-security-token"), "X-Amz-Security-Token")
+    token = _single(index.get("x-amz-security-token", []), "X-Amz-Security-Token")
     names = _parse_signed_headers(fields["SignedHeaders"])
     return SignedRequestInfo(
         "header", access_key, scope, amz_date, names, fields["Signature"], None, token
@@ -584,7 +740,7 @@ def _parse_query_form(req: HttpRequest, query: list[tuple[str, str]]) -> SignedR
         )
     access_key, scope = _parse_credential(params["X-Amz-Credential"], amz_date)
     token = params.get("X-Amz-Security-Token")
-    header_token = _single(_header_values(req.headers, "x-amz-security-token"), "security token")
+    header_token = _single(_header_index(req).get("x-amz-security-token", []), "security token")
     if token is not None and header_token is not None and token != header_token:
         raise IncompleteSignature(
             "The X-Amz-Security-Token header and query parameter differ.", reason="token-conflict"
@@ -603,7 +759,8 @@ def parse_signed_request(req: HttpRequest) -> SignedRequestInfo:
     not accepted. Any of X-Amz-Algorithm/-Credential/-Signature in the query selects the
     query form.
     """
-    authorization = _header_values(req.headers, "authorization")
+    index = _header_index(req)
+    authorization = index.get("authorization", [])
     query = [(_decode_query(k), _decode_query(v)) for k, v in _split_query(req.query)]
     query_auth = any(key in _QUERY_AUTH_MARKERS for key, _ in query)
     if authorization and query_auth:
@@ -627,9 +784,7 @@ def parse_signed_request(req: HttpRequest) -> SignedRequestInfo:
             "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.",
             reason="host-not-signed",
         )
-    unsigned = sorted(
-        {k.lower() for k, _ in req.headers if k.lower().startswith("x-amz-")} - signed
-    )
+    unsigned = sorted(name for name in index if name.startswith("x-amz-") and name not in signed)
     if unsigned:
         raise UnsignedHeader(
             "There were headers present in the request which were not signed: "
@@ -653,7 +808,7 @@ def verify_signature(
     body. A presigned request without one may have signed either UNSIGNED-PAYLOAD (S3 style)
     or the body's sha256 (botocore and the test suite for other services); both are tried.
     """
-    declared = _header_values(req.headers, "x-amz-content-sha256")
+    declared = _header_index(req).get("x-amz-content-sha256", [])
     if info.form == "query":
         in_query = [v for k, v in _split_query(req.query) if _decode_query(k) == _QUERY_SHA256]
         declared = [_decode_query(v) for v in in_query] or declared
@@ -683,7 +838,7 @@ def verify_signature(
         raise SignatureMismatch(_MISMATCH_MESSAGE)
     if candidate in (UNSIGNED_PAYLOAD, actual):
         return
-    if not _HEX_SHA256.fullmatch(candidate):
+    if not (len(candidate) == 64 and _is_hex(candidate)):
         raise SignatureMismatch(
             f"Unsupported x-amz-content-sha256 value: '{candidate}'.",
             reason="unsupported-payload-hash",
@@ -693,6 +848,13 @@ def verify_signature(
             "The provided 'x-amz-content-sha256' header does not match what was computed.",
             reason="content-sha256-mismatch",
         )
+
+
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+
+
+def _is_hex(value: str) -> bool:
+    return _HEX_DIGITS.issuperset(value)
 
 
 def _describe_skew(skew: datetime.timedelta) -> str:
@@ -708,8 +870,8 @@ def check_request_time(
     if now.tzinfo is None:
         raise ValueError("check_request_time needs a timezone-aware datetime")
     signed_at = parse_amz_date(info.amz_date)
-    skew = _describe_skew(max_skew)
     if signed_at > now + max_skew:
+        skew = _describe_skew(max_skew)
         raise SignatureExpired(
             f"Signature not yet current: {info.amz_date} is still later than "
             f"{format_amz_date(now + max_skew)} ({format_amz_date(now)} + {skew}.)",
@@ -719,6 +881,7 @@ def check_request_time(
         if now > signed_at + datetime.timedelta(seconds=info.expires):
             raise SignatureExpired("Request has expired")
     elif signed_at < now - max_skew:
+        skew = _describe_skew(max_skew)
         raise SignatureExpired(
             f"Signature expired: {info.amz_date} is now earlier than "
             f"{format_amz_date(now - max_skew)} ({format_amz_date(now)} - {skew}.)"

@@ -1,9 +1,11 @@
 """TLS contexts from in-memory PEM, and a per-host cache of minted leaf contexts.
 
 ``ssl.SSLContext.load_cert_chain`` only reads files, so :func:`server_ssl_context`
-writes the PEMs into a fresh private directory (``0700``, files ``0600``; on
-``/dev/shm`` when available so keys stay off disk) and removes it right after
-loading.  Import these names from :mod:`latchkey.crypto.x509`, which re-exports them.
+writes the PEMs into an anonymous memory file (``memfd_create``, read back through
+``/proc/self/fd``: no name in any directory, never on disk, closed right after loading).
+Where that is not available it writes them into a fresh private directory (``0700``,
+files ``0600``; on ``/dev/shm`` when available so keys stay off disk) and removes it right
+after loading.  Import these names from :mod:`latchkey.crypto.x509`, which re-exports them.
 """
 
 from __future__ import annotations
@@ -39,6 +41,26 @@ def _private_tmpdir() -> str:
     return tempfile.mkdtemp(prefix="latchkey-tls-", dir=base)  # created with mode 0700
 
 
+def _load_from_memory(ctx: ssl.SSLContext, pem: bytes) -> bool:
+    """Load cert chain and key (one PEM) from an anonymous memory file; False where there
+    is no ``memfd_create`` or no ``/proc/self/fd``."""
+    memfd_create = getattr(os, "memfd_create", None)
+    if memfd_create is None or not os.path.isdir("/proc/self/fd"):
+        return False
+    try:
+        fd = memfd_create("latchkey-tls", getattr(os, "MFD_CLOEXEC", 0))
+    except OSError:
+        return False
+    try:
+        view = memoryview(pem)
+        while view:
+            view = view[os.write(fd, view) :]
+        ctx.load_cert_chain(f"/proc/self/fd/{fd}")
+    finally:
+        os.close(fd)
+    return True
+
+
 def server_ssl_context(
     cert_pem: bytes,
     key_pem: bytes,
@@ -49,16 +71,20 @@ def server_ssl_context(
     """A TLS (>= 1.2) server context for ``cert_pem`` (+ ``chain_pem``) and ``key_pem``."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    tmpdir = _private_tmpdir()
-    try:
-        cert_file = os.path.join(tmpdir, "cert.pem")
-        key_file = os.path.join(tmpdir, "key.pem")
-        chain = chain_pem if not chain_pem or cert_pem.endswith(b"\n") else b"\n" + chain_pem
-        _write_private(cert_file, cert_pem + chain)
-        _write_private(key_file, key_pem)
-        ctx.load_cert_chain(cert_file, key_file)
-    finally:
-        shutil.rmtree(tmpdir, ignore_errors=True)
+    chain = chain_pem if not chain_pem or cert_pem.endswith(b"\n") else b"\n" + chain_pem
+    certs = cert_pem + chain
+    if _load_from_memory(ctx, certs + (b"" if certs.endswith(b"\n") else b"\n") + key_pem):
+        pass
+    else:
+        tmpdir = _private_tmpdir()
+        try:
+            cert_file = os.path.join(tmpdir, "cert.pem")
+            key_file = os.path.join(tmpdir, "key.pem")
+            _write_private(cert_file, certs)
+            _write_private(key_file, key_pem)
+            ctx.load_cert_chain(cert_file, key_file)
+        finally:
+            shutil.rmtree(tmpdir, ignore_errors=True)
     if alpn:
         ctx.set_alpn_protocols(list(alpn))
     return ctx

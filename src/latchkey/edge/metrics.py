@@ -7,6 +7,7 @@ credential cache and the leaf cache keep themselves are read at scrape time.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -73,6 +74,22 @@ class EdgeMetrics:
             registry=self.registry,
         )
         self.registry.register(_Caches(leaves, credentials))
+        self._request_children: dict[tuple[str, str, str], Any] = {}
+        self._upstream_children: dict[str, Any] = {}
+
+    def count_request(self, server: str, decision: str, reason: str) -> None:
+        """``requests`` by labels; the labelled child is looked up once per label set."""
+        key = (server, decision, reason)
+        child = self._request_children.get(key)
+        if child is None:
+            child = self._request_children[key] = self.requests.labels(server, decision, reason)
+        child.inc()
+
+    def observe_upstream(self, server: str, seconds: float) -> None:
+        child = self._upstream_children.get(server)
+        if child is None:
+            child = self._upstream_children[server] = self.upstream_seconds.labels(server)
+        child.observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

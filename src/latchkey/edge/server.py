@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import logging
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -63,6 +64,7 @@ from latchkey.edge.transparent import (
 )
 from latchkey.edge.trust import TrustVerifier, extract_token
 from latchkey.edge.upstream import StreamedResponse, UpstreamError, UpstreamPool, UpstreamTimeout
+from latchkey.http.conn import Conn, accept
 from latchkey.http.h1 import (
     MAX_BODY_BYTES,
     MAX_HEADER_BYTES,
@@ -77,6 +79,7 @@ from latchkey.http.h1 import (
     encode_response,
     encode_response_head,
     end_to_end,
+    extra_hop_by_hop,
 )
 from latchkey.http.splice import splice
 from latchkey.http.stream import (
@@ -92,6 +95,7 @@ log = logging.getLogger("latchkey.edge")
 access_log = logging.getLogger("latchkey.edge.access")
 
 READ_CHUNK = 65536
+EVENT_BATCH_SECONDS = 0.05  # access events are handed to the writer at most this often
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,15 +185,48 @@ class Edge:
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._transparent: list[TransparentListener] = []  # `up --transparent` listeners
+        self._pending_events: list[AccessEvent] = []
+        self._events_timer: asyncio.TimerHandle | None = None
+        self._event_second: dt.datetime | None = None
+        self._event_prefix = ""
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
-        self._server = await asyncio.start_server(
-            self._on_client, host, port, reuse_address=True, backlog=1024
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: Conn(self._accepted), host, port, reuse_address=True, backlog=1024
         )
         sockname = self._server.sockets[0].getsockname()
         return str(sockname[0]), int(sockname[1])
 
+    def _event_time(self) -> str:
+        """Now as ``%Y-%m-%dT%H:%M:%S.%fZ``; the part up to the second is formatted once a
+        second."""
+        now = self._clock.now()
+        second = now.replace(microsecond=0)
+        if second != self._event_second:
+            self._event_second = second
+            self._event_prefix = second.strftime("%Y-%m-%dT%H:%M:%S")
+        return f"{self._event_prefix}.{now.microsecond:06d}Z"
+
+    def _record(self, event: AccessEvent) -> None:
+        """Hand access events over in batches, at most every ``EVENT_BATCH_SECONDS``: one
+        wake-up of the writer per batch, not per request."""
+        self._pending_events.append(event)
+        if self._events_timer is None:
+            loop = asyncio.get_running_loop()
+            self._events_timer = loop.call_later(EVENT_BATCH_SECONDS, self._flush_events)
+
+    def _flush_events(self) -> None:
+        self._events_timer = None
+        pending, self._pending_events = self._pending_events, []
+        if self._events is not None:
+            for event in pending:
+                self._events(event)
+
     async def close(self) -> None:
+        if self._events_timer is not None:
+            self._events_timer.cancel()
+        self._flush_events()
         if self._server is not None:
             self._server.close()
         for listener in self._transparent:
@@ -198,23 +235,23 @@ class Edge:
             task.cancel()
         self._upstream.close()
 
-    async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)
-        peer = writer.get_extra_info("peername")
+    def _accepted(self, conn: Conn) -> None:
+        task = asyncio.get_running_loop().create_task(self._on_client(conn))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _on_client(self, conn: Conn) -> None:
+        peer = conn.get_extra_info("peername")
         source = str(peer[0]) if isinstance(peer, tuple) else ""
         try:
-            await self._serve_proxy_connection(reader, writer, source)
+            await self._serve_proxy_connection(conn, source)
         except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
             pass
         except Exception:
             log.exception("edge connection from %s failed", source)
         finally:
             with contextlib.suppress(Exception):
-                writer.close()
-            if task is not None:
-                self._tasks.discard(task)
+                conn.close()
 
     def _parser(self, server: ServerWorkload | None = None) -> RequestParser:
         """A request parser; inside a Server Workload, bodies that need not be buffered are
@@ -228,7 +265,7 @@ class Edge:
 
     async def _read_request(
         self,
-        reader: asyncio.StreamReader,
+        conn: Conn,
         parser: RequestParser,
         pending: list[Event],
         idle: float,
@@ -240,8 +277,7 @@ class Edge:
         while not pending:
             wait = self._settings.header_timeout if started else idle
             try:
-                async with asyncio.timeout(wait):
-                    data = await reader.read(READ_CHUNK)
+                data = await conn.read(READ_CHUNK, wait)
             except TimeoutError:
                 if started:
                     raise ProtocolError("the request did not arrive in time", 408) from None
@@ -255,12 +291,11 @@ class Edge:
             raise ProtocolError("a request body outlived its request")
         return request
 
-    async def _serve_proxy_connection(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, source: str
-    ) -> None:
+    async def _serve_proxy_connection(self, conn: Conn, source: str) -> None:
+        writer = conn
         parser = self._parser()
         try:
-            first = await self._read_request(reader, parser, [], self._settings.header_timeout)
+            first = await self._read_request(conn, parser, [], self._settings.header_timeout)
         except ProtocolError as err:
             writer.write(encode_response(_plain(err.status, str(err))))
             return
@@ -274,7 +309,7 @@ class Edge:
                 headers = [("Content-Type", METRICS_CONTENT_TYPE)]
                 writer.write(encode_response(Response(200, headers, body, keep_alive=False)))
             elif first.target.lower().startswith("http://"):
-                await self._serve_absolute(reader, writer, source, first, parser)
+                await self._serve_absolute(conn, source, first, parser)
             else:
                 text = "this proxy serves CONNECT and absolute-form http:// requests"
                 writer.write(encode_response(_plain(405, text)))
@@ -286,7 +321,7 @@ class Edge:
         host, port = authority
         server = self._config().server_workload_for(host, port)
         if server is None:
-            await self._tunnel(reader, writer, host, port, first.tail)
+            await self._tunnel(conn, host, port, first.tail)
             return
         self.metrics.connections.labels("intercepted").inc()
         if first.tail:
@@ -305,20 +340,18 @@ class Edge:
             writer.write(encode_response(_plain(502, str(exc))))
             return
         if context is not None:
-            # (uvloop's transports are not asyncio.ReadTransport subclasses: no isinstance)
-            writer.transport.pause_reading()  # type: ignore[attr-defined]
-        writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
-        evidence = await self._evidence(writer, source, first.headers)
+            conn.pause_reading()
+        conn.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        evidence = await self._evidence(conn, source, first.headers)
         if context is not None:
-            await writer.start_tls(context)
+            await conn.start_tls(context)
         else:
-            await writer.drain()
-        await self._serve_requests(reader, writer, evidence, server, host)
+            await conn.drain()
+        await self._serve_requests(conn, evidence, server, host)
 
     async def _serve_absolute(
         self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
+        conn: Conn,
         source: str,
         first: Request,
         parser: RequestParser,
@@ -326,6 +359,7 @@ class Edge:
         """Plain-HTTP proxying (``GET http://host/path``): a Server Workload without TLS on that
         host and port is served like a CONNECTed one, on this connection; any other host is
         forwarded as it is (one request, then close) or refused under ``passthrough: deny``."""
+        writer = conn
         target = _absolute_target(first.target)
         if target is None:
             writer.write(encode_response(_plain(400, "expected http://host[:port]/path")))
@@ -336,13 +370,13 @@ class Edge:
             await self._forward_plain(writer, first, host, port, origin)
             return
         self.metrics.connections.labels("intercepted").inc()
-        evidence = await self._evidence(writer, source, first.headers)
+        evidence = await self._evidence(conn, source, first.headers)
         first.target = origin
         await self._serve_requests(
-            reader, writer, evidence, server, host, first=first, parser=parser, origin=(host, port)
+            conn, evidence, server, host, first=first, parser=parser, origin=(host, port)
         )
 
-    def _refused_passthrough(self, writer: asyncio.StreamWriter, host: str, port: int) -> bool:
+    def _refused_passthrough(self, writer: Conn, host: str, port: int) -> bool:
         """Under ``passthrough: deny``, answer 403 for a host that is no Server Workload."""
         if self._settings.passthrough != "deny":
             return False
@@ -352,7 +386,7 @@ class Edge:
         return True
 
     async def _forward_plain(
-        self, writer: asyncio.StreamWriter, request: Request, host: str, port: int, origin: str
+        self, writer: Conn, request: Request, host: str, port: int, origin: str
     ) -> None:
         if self._refused_passthrough(writer, host, port):
             return
@@ -377,7 +411,7 @@ class Edge:
 
     async def _evidence(
         self,
-        writer: asyncio.StreamWriter,
+        writer: Conn,
         source: str,
         connect_headers: list[tuple[str, str]],
         ours: tuple[str, int] | None = None,  # transparent: the original destination
@@ -396,7 +430,7 @@ class Edge:
         )
 
     async def _process_facts(
-        self, writer: asyncio.StreamWriter, config: Config, ours: tuple[str, int] | None = None
+        self, writer: Conn, config: Config, ours: tuple[str, int] | None = None
     ) -> ProcessFacts | None:
         sock = writer.get_extra_info("socket")
         if sock is None:
@@ -455,14 +489,14 @@ class Edge:
             log.error("server workload %s: %s", server.name, exc)
             return
         handshake = self._settings.header_timeout
-        reader, writer = await open_streams(conn.sock, context, handshake_timeout=handshake)
+        client = await accept(conn.sock, context, handshake_timeout=handshake)
         try:
-            evidence = await self._evidence(writer, conn.peer[0], [], ours=conn.original)
-            await self._serve_requests(reader, writer, evidence, server, host)
+            evidence = await self._evidence(client, conn.peer[0], [], ours=conn.original)
+            await self._serve_requests(client, evidence, server, host)
         finally:
-            writer.close()
+            client.close()
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(writer.wait_closed(), 5)
+                await asyncio.wait_for(client.wait_closed(), 5)
 
     async def _tunnel_redirected(self, conn: Redirected) -> None:
         """Byte for byte to the original destination (the peeked bytes included), or closed
@@ -496,29 +530,27 @@ class Edge:
 
     async def _tunnel(
         self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
+        conn: Conn,
         host: str,
         port: int,
         tail: bytes,
     ) -> None:
-        if self._refused_passthrough(writer, host, port):
+        if self._refused_passthrough(conn, host, port):
             return
         try:
             up_reader, up_writer = await asyncio.wait_for(asyncio.open_connection(host, port), 10)
         except (OSError, TimeoutError) as exc:
-            writer.write(encode_response(_plain(502, f"cannot connect to {host}:{port}: {exc}")))
+            conn.write(encode_response(_plain(502, f"cannot connect to {host}:{port}: {exc}")))
             return
         self.metrics.connections.labels("tunnel").inc()
-        writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        conn.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
         if tail:
             up_writer.write(tail)
-        await splice((reader, writer), (up_reader, up_writer))
+        await splice((conn, conn), (up_reader, up_writer))
 
     async def _serve_requests(
         self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
+        conn: Conn,
         evidence: Evidence,
         server: ServerWorkload,
         host: str,
@@ -529,16 +561,17 @@ class Edge:
     ) -> None:
         """Requests inside a Server Workload connection (after CONNECT, or plain-HTTP proxying
         to ``origin``, where every request must name that same host and port)."""
+        writer = conn
         parser = parser or self._parser(server)
         pending: list[Event] = []
-        memo: list[Any] = [None, None]  # (config, decision) for this connection's caller
+        memo: list[Any] = [None, None, None]  # (config, decision, evidence matched)
         while True:
             request: Request | None = first
             first = None
             try:
                 if request is None:
                     request = await self._read_request(
-                        reader, parser, pending, self._settings.idle_timeout
+                        conn, parser, pending, self._settings.idle_timeout
                     )
             except ProtocolError as err:
                 writer.write(encode_response(_plain(err.status, str(err))))
@@ -556,15 +589,15 @@ class Edge:
             body = None
             if request.streamed:
                 timeout = self._settings.header_timeout
-                body = ClientBody(reader, writer, parser, pending, request, timeout=timeout)
+                body = ClientBody(conn, parser, pending, request, timeout=timeout)
             answer, outcome = await self._handle(request, evidence, server, host, body, memo)
             response = answer.head if isinstance(answer, StreamedResponse) else answer
             # A body left unread cannot be skipped safely: close after answering.
             unread = body is not None and not body.finished
             response.keep_alive = response.keep_alive and request.keep_alive and not unread
-            await self._answer(writer, request, answer)
+            await self._answer(conn, request, answer)
             latency = (time.perf_counter() - started) * 1000
-            self.metrics.requests.labels(server.name, outcome.decision, outcome.reason or "").inc()
+            self.metrics.count_request(server.name, outcome.decision, outcome.reason or "")
             if access_log.isEnabledFor(logging.DEBUG):  # a trace; the access events are the record
                 access_log.debug(
                     "%s %s %s %s -> %d %s %.1fms",
@@ -577,9 +610,9 @@ class Edge:
                     latency,
                 )
             if self._events is not None:
-                self._events(
+                self._record(
                     AccessEvent(
-                        time=self._clock.now().strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                        time=self._event_time(),
                         source=evidence.source_address,
                         client=outcome.client,
                         server=server.name,
@@ -602,7 +635,7 @@ class Edge:
 
     async def _answer(
         self,
-        writer: asyncio.StreamWriter,
+        writer: Conn,
         request: Request,
         answer: Response | StreamedResponse,
     ) -> None:
@@ -617,7 +650,8 @@ class Edge:
             writer.write(encode_response_head(answer, length, no_body=True))
         else:
             writer.write(encode_response(answer))
-        await writer.drain()
+        if writer.must_drain():
+            await writer.drain()
 
     async def _handle(
         self,
@@ -632,26 +666,25 @@ class Edge:
         # The caller's evidence is fixed for the connection: decide again only when the
         # configuration changed (an apply swaps the Config object).
         if memo is not None and memo[0] is config:
-            decision = memo[1]
+            decision, matched = memo[1], memo[2]
         else:
             decision = decide(config, server, evidence)
+            matched = decision.client.matched_by() if isinstance(decision, Allowed) else None
             if memo is not None:
-                memo[:] = [config, decision]
+                memo[:] = [config, decision, matched]
         if isinstance(decision, Denied):
             return deny_response(server, decision, request, host), Outcome.denied(decision)
         assert isinstance(decision, Allowed)
         client, policy = decision.client.name, decision.policy.name
-        matched = decision.client.matched_by()
         if decision.policy.conditions:
             failed = check_conditions(
                 config, decision, request_facts(request, host, self._clock.now())
             )
             if failed is not None:
                 refused = Outcome.denied(failed, client, policy)
-                return deny_response(server, failed, request, host), replace(
-                    refused, evidence=matched
-                )
-        headers = end_to_end(request.headers)
+                refused.evidence = matched
+                return deny_response(server, failed, request, host), refused
+        headers: list[tuple[str, str]] = []
         provider_name: str | None = None
         signed: SignedHead | None = None
         got: str | None = None
@@ -665,7 +698,7 @@ class Edge:
             except CredentialError as exc:
                 denied = Denied(Reason.CREDENTIAL_UNAVAILABLE, str(exc))
                 outcome = Outcome.denied(denied, client, policy, provider_name)
-                outcome = replace(outcome, evidence=matched, credentials="unavailable")
+                outcome.evidence, outcome.credentials = matched, "unavailable"
                 return deny_response(server, denied, request, host, 503), outcome
             try:
                 signed = await self._resign(request, body, creds, host)
@@ -675,6 +708,7 @@ class Edge:
                 return refusal_response(exc, request, host), outcome
             headers = signed.headers
         elif server.auth_scheme is not AuthScheme.NONE:  # bearer, header, basic: a static secret
+            headers = end_to_end(request.headers)
             scheme, header = server.auth_scheme, server.auth_header
             provider_name = decision.policy.select_provider(placeholder(headers, scheme, header))
             try:
@@ -684,10 +718,12 @@ class Edge:
             except SecretUnavailable as exc:
                 denied = Denied(Reason.CREDENTIAL_UNAVAILABLE, str(exc))
                 outcome = Outcome.denied(denied, client, policy, provider_name)
-                outcome = replace(outcome, evidence=matched, credentials="unavailable")
+                outcome.evidence, outcome.credentials = matched, "unavailable"
                 return deny_response(server, denied, request, host, 503), outcome
             headers = inject(headers, scheme, secret, header)
             got = "static"
+        else:
+            headers = end_to_end(request.headers)
         allowed = Outcome(f"allowed:{policy}", "allowed", None, client, policy, provider_name,
                           evidence=matched, credentials=got)  # fmt: skip
         return await self._forward(request, body, headers, signed, server, host, allowed)
@@ -696,13 +732,14 @@ class Edge:
         self, request: Request, body: ClientBody | None, creds: Credentials, host: str
     ) -> SignedHead:
         """Re-sign the head; a body the signature must hash is read (capped) first."""
-        _region, service = scope_of(request, host)
-        if body is not None and payload_mode(request, service) is PayloadMode.HASH_BODY:
+        scope = scope_of(request, host)
+        mode = payload_mode(request, scope[1])
+        if body is not None and mode is PayloadMode.HASH_BODY:
             try:
                 request.body = await body.collect(self._settings.max_body_bytes)
             except ProtocolError as err:
                 raise Refusal("InvalidRequest", str(err), err.status) from None
-        return resign_head(request, creds, host=host, now=self._clock.now())
+        return resign_head(request, creds, host=host, now=self._clock.now(), scope=scope, mode=mode)
 
     async def _forward(
         self,
@@ -735,7 +772,8 @@ class Edge:
                     payload = resign_body(payload, chunks, self._settings.max_body_bytes)
                 data = encode_request(request.method, request.target, headers, payload)
         except ChunkFormatError as exc:
-            return _plain(400, str(exc)), replace(allowed, detail=str(exc))
+            allowed.detail = str(exc)
+            return _plain(400, str(exc)), allowed
         sent = time.perf_counter()
         try:
             answer = await self._upstream.exchange(
@@ -750,23 +788,30 @@ class Edge:
         except UpstreamError as exc:
             status = 504 if isinstance(exc, UpstreamTimeout) else 502
             text = f"latchkey: upstream {upstream}:{server.forward_port}: {exc}"
-            return _plain(status, text, True), replace(allowed, detail=f"upstream error: {exc}")
+            allowed.detail = f"upstream error: {exc}"
+            return _plain(status, text, True), allowed
         except ChunkFormatError as exc:
-            return _plain(400, str(exc)), replace(allowed, detail=str(exc))
+            allowed.detail = str(exc)
+            return _plain(400, str(exc)), allowed
         except ProtocolError as exc:
-            return _plain(exc.status, str(exc)), replace(allowed, detail=str(exc))
-        self.metrics.upstream_seconds.labels(server.name).observe(time.perf_counter() - sent)
+            allowed.detail = str(exc)
+            return _plain(exc.status, str(exc)), allowed
+        self.metrics.observe_upstream(server.name, time.perf_counter() - sent)
         response = answer.head if isinstance(answer, StreamedResponse) else answer
-        response.headers = end_to_end(response.headers)
+        if extra_hop_by_hop(response.header_values("connection")):
+            response.headers = end_to_end(response.headers)
+        # (else: the encoders drop the hop-by-hop headers themselves)
         if response.status >= 400:
             response.body = scrub_error_body(response.body)
         response.keep_alive = True
-        return answer, replace(allowed, upstream_status=response.status)
+        allowed.upstream_status = response.status
+        return answer, allowed
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Outcome:
-    """What happened to one request, for the access log and the access events."""
+    """What happened to one request, for the access log and the access events (one per
+    request, filled in as the request goes)."""
 
     label: str
     decision: str  # "allowed" | "denied"

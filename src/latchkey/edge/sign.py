@@ -28,7 +28,7 @@ from xml.sax.saxutils import escape
 from latchkey.aws import sigv4
 from latchkey.aws.chunked import ChunkResigner, ChunkSigning
 from latchkey.control.model import normalize_host
-from latchkey.http.h1 import Request, Response, end_to_end
+from latchkey.http.h1 import HOP_BY_HOP, Request, Response, connection_tokens
 
 # Headers of the client's placeholder signature: removed before re-signing.
 PLACEHOLDER_HEADERS = frozenset({"authorization", "x-amz-date", "x-amz-security-token"})
@@ -102,8 +102,11 @@ def placeholder_access_key(request: Request) -> str | None:
 
 def payload_mode(request: Request, service: str) -> PayloadMode:
     """How the body is signed; ``Refusal`` for what the edge cannot re-sign."""
-    query_keys = {unquote(part.partition("=")[0]).lower() for part in request.query.split("&")}
-    if query_keys & _PRESIGN_PARAMS:
+    query = request.query
+    query_keys = (
+        {unquote(part.partition("=")[0]).lower() for part in query.split("&")} if query else ()
+    )
+    if not _PRESIGN_PARAMS.isdisjoint(query_keys):
         raise Refusal(
             "InvalidRequest",
             "latchkey cannot re-sign a presigned URL (a signature in the query): the edge "
@@ -112,8 +115,7 @@ def payload_mode(request: Request, service: str) -> PayloadMode:
         )
     codings = {
         token.strip().lower()
-        for key, value in request.headers
-        if key.lower() == "content-encoding"
+        for value in request.header_values("content-encoding")
         for token in value.split(",")
     }
     if service != "s3" and codings - _IDENTITY_CODINGS:  # S3: object metadata, not compression
@@ -124,7 +126,7 @@ def payload_mode(request: Request, service: str) -> PayloadMode:
             "in the client (AWS_DISABLE_REQUEST_COMPRESSION=true, or "
             "disable_request_compression = true in the AWS config file).",
         )
-    declared = [v.strip() for k, v in request.headers if k.lower() == "x-amz-content-sha256"]
+    declared = [v.strip() for v in request.header_values("x-amz-content-sha256")]
     if not declared:
         return PayloadMode.HASH_BODY
     if len(declared) > 1:
@@ -145,15 +147,51 @@ def payload_mode(request: Request, service: str) -> PayloadMode:
     return mode
 
 
+_KeepKey = tuple[tuple[str, ...], tuple[str, ...]]
+_KEPT: dict[_KeepKey, tuple[tuple[int, ...], bool]] = {}
+
+
+def _kept_headers(
+    names: tuple[str, ...], connection: tuple[str, ...]
+) -> tuple[tuple[int, ...], bool]:
+    """Positions of the headers that go upstream (end-to-end, not the placeholder's, not
+    framing), and whether Host is among them: per header-name sequence (and Connection
+    value), worked out once."""
+    key = (names, connection)
+    found = _KEPT.get(key)
+    if found is not None:
+        return found
+    drop = HOP_BY_HOP | connection_tokens([("connection", value) for value in connection])
+    lowered = [name.lower() for name in names]
+    keep = tuple(i for i, name in enumerate(lowered) if name not in drop and name not in _DROPPED)
+    found = (keep, any(lowered[i] == "host" for i in keep))
+    if len(_KEPT) >= 512:
+        _KEPT.clear()
+    _KEPT[key] = found
+    return found
+
+
 def resign_head(
-    request: Request, creds: sigv4.Credentials, *, host: str, now: dt.datetime
+    request: Request,
+    creds: sigv4.Credentials,
+    *,
+    host: str,
+    now: dt.datetime,
+    scope: tuple[str, str] | None = None,
+    mode: PayloadMode | None = None,
 ) -> SignedHead:
     """Sign the request's head anew. For ``HASH_BODY`` ``request.body`` must be the whole body;
-    for every other mode the body is not read."""
-    region, service = scope_of(request, host)
-    mode = payload_mode(request, service)
-    kept = [(k, v) for k, v in end_to_end(request.headers) if k.lower() not in _DROPPED]
-    if not any(k.lower() == "host" for k, _ in kept):
+    for every other mode the body is not read. ``scope`` and ``mode``, when the caller has
+    them already, are ``scope_of(request, host)`` and ``payload_mode(request, service)``."""
+    region, service = scope if scope is not None else scope_of(request, host)
+    if mode is None:
+        mode = payload_mode(request, service)
+    headers = request.headers
+    keep, has_host = _kept_headers(
+        tuple([name for name, _ in headers]), tuple(request.header_values("connection"))
+    )
+    kept = [headers[i] for i in keep]
+    if not has_host:
         kept.insert(0, ("Host", host))
     s3 = service == "s3"
     if s3 and mode is PayloadMode.HASH_BODY:  # S3 wants the hash as a header
@@ -177,10 +215,10 @@ def resign_head(
     )
     chunks = None
     if mode.resigns_chunks:
-        scope = sigv4.CredentialScope(sigv4.format_amz_date(now)[:8], region, service)
+        chain = sigv4.CredentialScope(sigv4.format_amz_date(now)[:8], region, service)
         seed = dict(signed)["Authorization"].rsplit("Signature=", 1)[1]
-        key = sigv4.derive_signing_key(creds.secret_key, scope)
-        chunks = ChunkSigning(key, sigv4.format_amz_date(now), scope, seed)
+        key = sigv4.derive_signing_key(creds.secret_key, chain)
+        chunks = ChunkSigning(key, sigv4.format_amz_date(now), chain, seed)
     return SignedHead(list(signed), mode, chunks)
 
 

@@ -14,8 +14,9 @@ import ssl
 import time
 from collections import defaultdict, deque
 from collections.abc import AsyncGenerator, AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from latchkey.http.conn import Conn, connect
 from latchkey.http.h1 import (
     MAX_BODY_BYTES,
     BodyEnd,
@@ -23,7 +24,6 @@ from latchkey.http.h1 import (
     ProtocolError,
     Response,
     ResponseStreamParser,
-    body_framing,
 )
 
 IDLE_SECONDS = 30.0
@@ -49,20 +49,22 @@ _Key = tuple[str, int, bool, bool]
 
 @dataclass(slots=True)
 class _Conn:
-    reader: asyncio.StreamReader
-    writer: asyncio.StreamWriter
+    conn: Conn
     idle_since: float
+    parser: ResponseStreamParser = field(default_factory=ResponseStreamParser)
 
     def usable(self) -> bool:
+        conn = self.conn
         return (
-            not self.writer.is_closing()
-            and not self.reader.at_eof()
+            not conn.is_closing()
+            and not conn.at_eof()
+            and not conn.buffered()  # (bytes nobody asked for: not a clean keep-alive)
             and time.monotonic() - self.idle_since < IDLE_SECONDS
         )
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
-            self.writer.close()
+            self.conn.close()
 
 
 class UpstreamPool:
@@ -97,11 +99,11 @@ class UpstreamPool:
 
     async def _connect(self, host: str, port: int, tls: bool, verify: bool) -> _Conn:
         try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(
+            conn = await asyncio.wait_for(
+                connect(
                     host,
                     port,
-                    ssl=self._context(verify) if tls else None,
+                    ssl_context=self._context(verify) if tls else None,
                     server_hostname=host if tls else None,
                 ),
                 self._connect_timeout,
@@ -118,7 +120,7 @@ class UpstreamPool:
             raise UpstreamError(f"cannot connect to {host}:{port}: {exc.strerror or exc}") from None
         if tls:
             self.handshakes += 1
-        return _Conn(reader, writer, time.monotonic())
+        return _Conn(conn, time.monotonic())
 
     async def request(
         self, host: str, port: int, tls: bool, data: bytes, *, verify: bool = True
@@ -193,12 +195,13 @@ class UpstreamPool:
     async def _send(self, conn: _Conn, head: bytes, body: AsyncIterator[bytes] | None) -> None:
         """Write the request; the body's own errors (the client's side) pass through as is."""
         try:
-            conn.writer.write(head)
-            await self._drain(conn)
+            conn.conn.write(head)
+            if conn.conn.must_drain():
+                await self._drain(conn)
             if body is None:
                 return
             async for part in body:
-                conn.writer.write(part)
+                conn.conn.write(part)
                 await self._drain(conn)
         except ConnectionResetError:
             raise UpstreamError(
@@ -210,7 +213,7 @@ class UpstreamPool:
     async def _drain(self, conn: _Conn) -> None:
         try:
             async with asyncio.timeout(self._response_timeout):
-                await conn.writer.drain()
+                await conn.conn.drain()
         except TimeoutError:
             raise UpstreamTimeout(
                 f"upstream did not take the request within {self._response_timeout:g} s"
@@ -219,8 +222,7 @@ class UpstreamPool:
     async def _read(self, conn: _Conn, parser: ResponseStreamParser, events: _Events) -> bool:
         """One read fed to the parser; False at the end of the stream."""
         try:
-            async with asyncio.timeout(self._response_timeout):
-                chunk = await conn.reader.read(READ_CHUNK)
+            chunk = await conn.conn.read(READ_CHUNK, self._response_timeout)
         except TimeoutError:
             raise UpstreamTimeout(f"no answer within {self._response_timeout:g} s") from None
         except ConnectionResetError:
@@ -238,15 +240,18 @@ class UpstreamPool:
     async def _receive(
         self, conn: _Conn, key: _Key, head_request: bool
     ) -> Response | StreamedResponse:
-        parser = ResponseStreamParser(head_request=head_request)
+        # One parser serves every answer on a kept-alive connection, but not a HEAD answer: its
+        # Content-Length is not followed by a body, which the parser cannot be told.
+        parser = ResponseStreamParser(head_request=True) if head_request else conn.parser
         events: _Events = deque()
         while not events:
             if not await self._read(conn, parser, events):
                 raise _ClosedBeforeAnswer("upstream closed the connection before answering")
         head = events.popleft()
         assert isinstance(head, Response)
-        length = body_framing(head.headers)
-        chunked = any(k.lower() == "transfer-encoding" for k, _ in head.headers)
+        lengths = head.header_values("content-length")
+        length = int(lengths[0]) if lengths else None
+        chunked = bool(head.header_values("transfer-encoding"))
         until_close = length is None and not chunked
         if until_close:
             head.keep_alive = False

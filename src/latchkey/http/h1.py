@@ -7,7 +7,7 @@ Both the edge and the local cloud's servers use it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import cast
@@ -33,6 +33,9 @@ HOP_BY_HOP = frozenset(
 )
 
 
+_NONE: Sequence[str] = ()
+
+
 class ProtocolError(Exception):
     """The peer broke HTTP/1.1; ``status`` is what to answer it with."""
 
@@ -51,14 +54,25 @@ class Request:
     http_version: str = "1.1"
     tail: bytes = b""  # bytes after a CONNECT request: they belong to the tunnel
     streamed: bool = False  # the body follows as BodyPart events and one BodyEnd
+    # lowercase name -> values, built on first use for the ``headers`` list it was built from
+    _index: dict[str, list[str]] | None = field(default=None, init=False, repr=False, compare=False)
+    _indexed: list[tuple[str, str]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+
+    def header_values(self, lname: str) -> Sequence[str]:
+        """Every value of header ``lname`` (give it in lowercase), in order."""
+        headers = self.headers
+        index = self._index
+        if index is None or self._indexed is not headers:
+            index = self._index = _index_of(headers)
+            self._indexed = headers
+        return index.get(lname, _NONE)
 
     def header(self, name: str) -> str | None:
         """The first value of header ``name`` (case-insensitive), or None."""
-        lname = name.lower()
-        for key, value in self.headers:
-            if key.lower() == lname:
-                return value
-        return None
+        values = self.header_values(name.lower())
+        return values[0] if values else None
 
     @property
     def path(self) -> str:
@@ -76,13 +90,23 @@ class Response:
     headers: list[tuple[str, str]] = field(default_factory=list)
     body: bytes = b""
     keep_alive: bool = True
+    _index: dict[str, list[str]] | None = field(default=None, init=False, repr=False, compare=False)
+    _indexed: list[tuple[str, str]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+
+    def header_values(self, lname: str) -> Sequence[str]:
+        """Every value of header ``lname`` (give it in lowercase), in order."""
+        headers = self.headers
+        index = self._index
+        if index is None or self._indexed is not headers:
+            index = self._index = _index_of(headers)
+            self._indexed = headers
+        return index.get(lname, _NONE)
 
     def header(self, name: str) -> str | None:
-        lname = name.lower()
-        for key, value in self.headers:
-            if key.lower() == lname:
-                return value
-        return None
+        values = self.header_values(name.lower())
+        return values[0] if values else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +121,7 @@ class BodyEnd:
     """A streamed body is complete."""
 
 
+_BODY_END = BodyEnd()  # (all alike: one instance serves)
 Event = Request | BodyPart | BodyEnd
 StreamIf = Callable[[list[tuple[str, str]]], bool]
 
@@ -112,6 +137,8 @@ class _Collector:
         self.max_header_bytes = max_header_bytes
         self.max_body_bytes = max_body_bytes
         self.stream_if: StreamIf | None = None
+        # a predicate may answer from the lowercase index too (``stream_request_if``'s does)
+        self.stream_by_index: Callable[[dict[str, list[str]]], bool] | None = None
         self.stream_all = False
         self.head_request = False
         self.reset()
@@ -128,42 +155,51 @@ class _Collector:
         self.status = 0
         self.streaming = False
         self.skip = False
+        self.index: dict[str, list[str]] | None = None
 
     def on_url(self, url: bytes) -> None:
         self.url += url
         self._count(len(url))
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._count(len(name) + len(value))
+        self.header_bytes += len(name) + len(value)
+        if self.header_bytes > self.max_header_bytes:
+            self._count(0)
         if self.headers_complete:
             return  # a trailer field: never merged into the header section (RFC 9110 §6.5.1)
         self.headers.append((name.decode("latin-1"), value.decode("latin-1").strip(" \t")))
 
     def on_headers_complete(self) -> None:
         self.headers_complete = True
-        _check_framing(self.headers)
+        self.index = index = _index_of(self.headers)
+        _check_framing_index(index)
         parser = self.parser
         if isinstance(parser, httptools.HttpResponseParser):
             self.status = parser.get_status_code()
             if self.stream_all:
                 self._stream_response_head(parser)
         elif parser is not None:
-            hosts = [v for k, v in self.headers if k.lower() == "host"]
+            hosts = index.get("host", ())
             if len(hosts) > 1 or (not hosts and parser.get_http_version() == "1.1"):
                 raise ProtocolError("an HTTP/1.1 request needs exactly one Host header")
-            if self.stream_if is not None and self.stream_if(self.headers):
+            by_index = self.stream_by_index
+            if by_index is not None:
+                wanted = by_index(index)
+            else:
+                wanted = self.stream_if is not None and self.stream_if(self.headers)
+            if wanted:
                 self.streaming = True
-                self.done.append(
-                    Request(
-                        parser.get_method().decode("ascii", "replace"),
-                        self.url.decode("latin-1"),
-                        self.headers,
-                        b"",
-                        bool(parser.should_keep_alive()),
-                        parser.get_http_version(),
-                        streamed=True,
-                    )
+                request = Request(
+                    parser.get_method().decode("ascii", "replace"),
+                    self.url.decode("latin-1"),
+                    self.headers,
+                    b"",
+                    bool(parser.should_keep_alive()),
+                    parser.get_http_version(),
+                    streamed=True,
                 )
+                request._index, request._indexed = index, self.headers
+                self.done.append(request)
 
     def _stream_response_head(self, parser: httptools.HttpResponseParser) -> None:
         if self.status < 200:
@@ -171,9 +207,12 @@ class _Collector:
             return
         self.streaming = True
         keep_alive = bool(parser.should_keep_alive())
-        self.done.append(Response(self.status, self.headers, b"", keep_alive))
+        response = Response(self.status, self.headers, b"", keep_alive)
+        if self.index is not None:
+            response._index, response._indexed = self.index, self.headers
+        self.done.append(response)
         if self.head_request:
-            self.done.append(BodyEnd())
+            self.done.append(_BODY_END)
             self.skip = True  # whatever length it names, a HEAD response has no body
 
     def on_body(self, body: bytes) -> None:
@@ -191,22 +230,24 @@ class _Collector:
         assert parser is not None
         if self.streaming or self.skip:
             if not self.skip:
-                self.done.append(BodyEnd())
+                self.done.append(_BODY_END)
             self.reset()
             return
         method = ""
         if isinstance(parser, httptools.HttpRequestParser):
             method = parser.get_method().decode("ascii", "replace")
-        self.done.append(
-            Request(
-                method or str(self.status),
-                self.url.decode("latin-1"),
-                self.headers,
-                b"".join(self.body),
-                bool(parser.should_keep_alive()),
-                parser.get_http_version(),
-            )
+        body = self.body
+        request = Request(
+            method or str(self.status),
+            self.url.decode("latin-1"),
+            self.headers,
+            body[0] if len(body) == 1 else b"".join(body),
+            bool(parser.should_keep_alive()),
+            parser.get_http_version(),
         )
+        if self.index is not None:
+            request._index, request._indexed = self.index, self.headers
+        self.done.append(request)
         self.reset()
 
     def _count(self, n: int) -> None:
@@ -217,10 +258,27 @@ class _Collector:
             )
 
 
+def _index_of(headers: list[tuple[str, str]]) -> dict[str, list[str]]:
+    """Lowercase name -> values, in order."""
+    index: dict[str, list[str]] = {}
+    for key, value in headers:
+        lkey = key.lower()
+        values = index.get(lkey)
+        if values is None:
+            index[lkey] = [value]
+        else:
+            values.append(value)
+    return index
+
+
 def _check_framing(headers: list[tuple[str, str]]) -> None:
     """Refuse messages whose length is ambiguous (request smuggling)."""
-    lengths = [v.strip() for k, v in headers if k.lower() == "content-length"]
-    chunked = [v for k, v in headers if k.lower() == "transfer-encoding"]
+    _check_framing_index(_index_of(headers))
+
+
+def _check_framing_index(index: dict[str, list[str]]) -> None:
+    lengths = [v.strip() for v in index.get("content-length", ())]
+    chunked = index.get("transfer-encoding")
     if lengths and chunked:
         raise ProtocolError("both Content-Length and Transfer-Encoding")
     if len(set(lengths)) > 1:
@@ -242,6 +300,7 @@ class RequestParser:
     ) -> None:
         self._c = _Collector(max_header_bytes, max_body_bytes)
         self._c.stream_if = stream_if
+        self._c.stream_by_index = getattr(stream_if, "by_index", None)
         self._parser = httptools.HttpRequestParser(self._c)
         self._c.parser = self._parser
         self._upgraded = False
@@ -340,20 +399,30 @@ def body_framing(headers: Iterable[tuple[str, str]]) -> int | None:
     return None
 
 
+_REASONS = {status.value: status.phrase for status in HTTPStatus}
+# framing headers are always ours: never copied from the message we re-serialise
+_NOT_COPIED = HOP_BY_HOP | {"content-length"}
+
+
 def _reason(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Unknown"
+    return _REASONS.get(status, "Unknown")
 
 
 def _encode_headers(headers: Iterable[tuple[str, str]]) -> bytes:
-    lines = []
-    for name, value in headers:
-        if "\r" in value or "\n" in value or "\r" in name or "\n" in name:
-            raise ValueError("header contains a line break")
-        lines.append(f"{name}: {value}\r\n")
-    return "".join(lines).encode("latin-1")
+    lines = [f"{name}: {value}\r\n" for name, value in headers]
+    text = "".join(lines)
+    # a CR or LF inside a name or a value shows as more of them than the lines' own ends
+    if text.count("\n") != len(lines) or text.count("\r") != len(lines):
+        raise ValueError("header contains a line break")
+    return text.encode("latin-1")
+
+
+def extra_hop_by_hop(connection: Iterable[str]) -> frozenset[str]:
+    """Header names the ``Connection`` values mark as hop-by-hop beyond ``HOP_BY_HOP`` (which
+    every encoder here drops anyway); empty in the common case (``keep-alive``, ``close``)."""
+    tokens = {t.strip().lower() for value in connection for t in value.split(",")}
+    tokens.discard("")
+    return frozenset(tokens - HOP_BY_HOP)
 
 
 def connection_tokens(headers: Iterable[tuple[str, str]]) -> frozenset[str]:
@@ -368,8 +437,11 @@ def connection_tokens(headers: Iterable[tuple[str, str]]) -> frozenset[str]:
 def end_to_end(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
     """The headers a proxy may forward: hop-by-hop ones and those named by Connection removed."""
     headers = list(headers)
-    drop = HOP_BY_HOP | connection_tokens(headers)
-    return [(k, v) for k, v in headers if k.lower() not in drop]
+    lowered = [k.lower() for k, _ in headers]
+    drop = HOP_BY_HOP
+    if "connection" in lowered:
+        drop = HOP_BY_HOP | connection_tokens(headers)
+    return [pair for pair, lname in zip(headers, lowered, strict=True) if lname not in drop]
 
 
 _TOKEN_CHARS = frozenset(
@@ -377,15 +449,26 @@ _TOKEN_CHARS = frozenset(
 )
 
 
+_GOOD_METHODS: set[str] = set()  # methods already checked (bounded by the check below)
+
+
+def _check_request_line(method: str, target: str) -> None:
+    if method not in _GOOD_METHODS:
+        if not method or not set(method) <= _TOKEN_CHARS:
+            raise ValueError("invalid request method")
+        if len(_GOOD_METHODS) < 64:
+            _GOOD_METHODS.add(method)
+    # visible ASCII (0x21-0x7e): printable ASCII without the space
+    if not target or not target.isascii() or not target.isprintable() or " " in target:
+        raise ValueError("invalid request target")
+
+
 def encode_request(
     method: str, target: str, headers: Iterable[tuple[str, str]], body: bytes
 ) -> bytes:
     """Serialise a request with an exact Content-Length (framing headers are ours)."""
-    if not method or not set(method) <= _TOKEN_CHARS:
-        raise ValueError("invalid request method")
-    if not target or any(not 0x21 <= ord(c) <= 0x7E for c in target):
-        raise ValueError("invalid request target")
-    kept = [(k, v) for k, v in headers if k.lower() not in HOP_BY_HOP | {"content-length"}]
+    _check_request_line(method, target)
+    kept = [(k, v) for k, v in headers if k.lower() not in _NOT_COPIED]
     if body or method not in ("GET", "HEAD", "DELETE", "OPTIONS"):
         kept.append(("Content-Length", str(len(body))))
     head = f"{method} {target} HTTP/1.1\r\n".encode("latin-1") + _encode_headers(kept)
@@ -396,11 +479,8 @@ def encode_request_head(
     method: str, target: str, headers: Iterable[tuple[str, str]], length: int | None
 ) -> bytes:
     """A request head whose body follows: ``length`` bytes, or chunked when None."""
-    if not method or not set(method) <= _TOKEN_CHARS:
-        raise ValueError("invalid request method")
-    if not target or any(not 0x21 <= ord(c) <= 0x7E for c in target):
-        raise ValueError("invalid request target")
-    kept = [(k, v) for k, v in headers if k.lower() not in HOP_BY_HOP | {"content-length"}]
+    _check_request_line(method, target)
+    kept = [(k, v) for k, v in headers if k.lower() not in _NOT_COPIED]
     if length is None:
         kept.append(("Transfer-Encoding", "chunked"))
     elif length or method not in ("GET", "HEAD", "DELETE", "OPTIONS"):
@@ -411,7 +491,7 @@ def encode_request_head(
 def encode_response_head(response: Response, length: int | None, *, no_body: bool = False) -> bytes:
     """A response head whose body follows: ``length`` bytes, or chunked when None. With
     ``no_body`` (an answer to HEAD, 204, 304) a given length is only announced."""
-    kept = [(k, v) for k, v in response.headers if k.lower() not in HOP_BY_HOP | {"content-length"}]
+    kept = [(k, v) for k, v in response.headers if k.lower() not in _NOT_COPIED]
     if length is not None:
         kept.append(("Content-Length", str(length)))
     elif not no_body:
@@ -433,7 +513,7 @@ LAST_CHUNK = b"0\r\n\r\n"
 
 def encode_response(response: Response) -> bytes:
     """Serialise a response with an exact Content-Length and our own Connection header."""
-    kept = [(k, v) for k, v in response.headers if k.lower() not in HOP_BY_HOP | {"content-length"}]
+    kept = [(k, v) for k, v in response.headers if k.lower() not in _NOT_COPIED]
     status = response.status
     if status >= 200 and status not in (204, 304):
         kept.append(("Content-Length", str(len(response.body))))

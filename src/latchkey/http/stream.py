@@ -14,9 +14,9 @@ never read). The upstream does not see ``Expect``: the edge sends the body right
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 
+from latchkey.http.conn import Conn
 from latchkey.http.h1 import (
     LAST_CHUNK,
     BodyEnd,
@@ -30,6 +30,7 @@ from latchkey.http.h1 import (
     encode_chunk,
     encode_response_head,
 )
+from latchkey.http.splice import Sink
 
 READ_CHUNK = 65536
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -39,25 +40,38 @@ class ClientGone(ConnectionError):
     """The client closed its connection in the middle of a request body."""
 
 
+class _StreamIf:
+    """The predicate a ``RequestParser`` asks once a request head is complete; ``by_index``
+    answers the same from the parser's lowercase header index (no second pass)."""
+
+    __slots__ = ("declared_hash_streams",)
+
+    def __init__(self, declared_hash_streams: bool) -> None:
+        self.declared_hash_streams = declared_hash_streams
+
+    def __call__(self, headers: list[tuple[str, str]]) -> bool:
+        index: dict[str, list[str]] = {}
+        for name, value in headers:
+            index.setdefault(name.lower(), []).append(value)
+        return self.by_index(index)
+
+    def by_index(self, index: Mapping[str, list[str]]) -> bool:
+        if "transfer-encoding" in index:
+            return True
+        expect = index.get("expect")
+        if expect and any(value.strip().lower() == "100-continue" for value in expect):
+            return True
+        if not self.declared_hash_streams or "x-amz-content-sha256" not in index:
+            return False
+        lengths = index.get("content-length")
+        if not lengths:
+            return False
+        return lengths[-1].strip() not in ("", "0")
+
+
 def stream_request_if(*, declared_hash_streams: bool) -> StreamIf:
     """The predicate a ``RequestParser`` asks once a request head is complete."""
-
-    def stream(headers: list[tuple[str, str]]) -> bool:
-        length = ""
-        declared = False
-        for name, value in headers:
-            lname = name.lower()
-            if lname == "transfer-encoding":
-                return True
-            if lname == "expect" and value.strip().lower() == "100-continue":
-                return True
-            if lname == "content-length":
-                length = value.strip()
-            elif lname == "x-amz-content-sha256":
-                declared = True
-        return declared_hash_streams and declared and length not in ("", "0")
-
-    return stream
+    return _StreamIf(declared_hash_streams)
 
 
 async def encode_chunked(parts: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None]:
@@ -79,16 +93,14 @@ class ClientBody:
 
     def __init__(
         self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
+        conn: Conn,
         parser: RequestParser,
         events: list[Event],
         request: Request,
         *,
         timeout: float,
     ) -> None:
-        self._reader = reader
-        self._writer = writer
+        self._conn = conn
         self._parser = parser
         self._events = events
         self._timeout = timeout
@@ -99,7 +111,7 @@ class ClientBody:
     async def parts(self) -> AsyncGenerator[bytes, None]:
         if self._continue:
             self._continue = False
-            self._writer.write(CONTINUE)
+            self._conn.write(CONTINUE)
         while True:
             while self._events:
                 event = self._events[0]
@@ -113,8 +125,7 @@ class ClientBody:
                 if event.data:
                     yield event.data
             try:
-                async with asyncio.timeout(self._timeout):
-                    data = await self._reader.read(READ_CHUNK)
+                data = await self._conn.read(READ_CHUNK, self._timeout)
             except TimeoutError:
                 raise ProtocolError("the request body did not arrive in time", 408) from None
             if not data:
@@ -132,7 +143,7 @@ class ClientBody:
 
 
 async def write_streamed_response(
-    writer: asyncio.StreamWriter,
+    writer: Sink,
     head: Response,
     length: int | None,
     first: bytes,

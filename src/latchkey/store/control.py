@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from latchkey.store.sqlitedb import SqliteDatabase
 
@@ -55,7 +55,9 @@ class AccessEvent:
     upstream_status: int | None = None  # the upstream's own status (None: never sent)
 
     def to_json(self) -> dict[str, object]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        # (every field is a str, int, float or None: no asdict deep copy needed)
+        values = ((name, getattr(self, name)) for name in self.__dataclass_fields__)
+        return {name: value for name, value in values if value is not None}
 
 
 class ControlStore(SqliteDatabase):
@@ -98,12 +100,8 @@ class ControlStore(SqliteDatabase):
 
     def add_events(self, events: Sequence[AccessEvent]) -> None:
         """Record a batch of events in one transaction."""
-        rows = []
-        for event in events:
-            fields = asdict(event)
-            fields.pop("id")
-            rows.append(tuple(fields.values()))
         columns = [f for f in AccessEvent.__dataclass_fields__ if f != "id"]
+        rows = [tuple([getattr(event, name) for name in columns]) for event in events]
         with self._write() as db:
             db.executemany(  # column names come from the dataclass, values are bound
                 f"INSERT INTO access_events ({', '.join(columns)}) "  # noqa: S608
