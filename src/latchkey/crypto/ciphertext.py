@@ -14,6 +14,7 @@ material version and every context entry are authenticated.
 
 from __future__ import annotations
 
+import functools
 import struct
 import uuid
 from collections.abc import Mapping
@@ -75,10 +76,22 @@ class CiphertextBlob:
     sealed: bytes  # nonce || ciphertext || tag
 
 
+@functools.lru_cache(maxsize=65536)
+def key_id_bytes(key_id: str) -> bytes:
+    """A key id's 16 bytes; ``ValueError`` unless it is a UUID (every call names one)."""
+    return uuid.UUID(key_id).bytes
+
+
+@functools.lru_cache(maxsize=65536)
+def key_id_text(raw: bytes) -> str:
+    """A key id's 16 bytes as its canonical lowercase hyphenated text."""
+    return str(uuid.UUID(bytes=raw))
+
+
 def _header(key_id: str, material_version: int) -> bytes:
     if not 0 <= material_version <= _U32_MAX:
         raise ValueError("material_version must fit in an unsigned 32-bit integer")
-    return _HEADER.pack(FORMAT_V1, uuid.UUID(key_id).bytes, material_version)
+    return _HEADER.pack(FORMAT_V1, key_id_bytes(key_id), material_version)
 
 
 def encode_blob(blob: CiphertextBlob) -> bytes:
@@ -95,7 +108,7 @@ def decode_blob(data: bytes) -> CiphertextBlob:
         raise InvalidCiphertext()
     _, raw_id, version = _HEADER.unpack_from(data)
     return CiphertextBlob(
-        key_id=str(uuid.UUID(bytes=raw_id)),
+        key_id=key_id_text(bytes(raw_id)),
         material_version=version,
         sealed=bytes(data[_HEADER.size :]),
     )

@@ -58,13 +58,13 @@ def test_a_head_answer_does_not_desync_the_next_answer() -> None:
     assert accepted == 1  # all four on one kept-alive connection
 
 
-async def silent_upstream(timeout: float) -> float:
+async def silent_upstream(seconds: float) -> float:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.read()  # never answers
 
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    pool = UpstreamPool(ssl.create_default_context(), response_timeout=timeout)
+    pool = UpstreamPool(ssl.create_default_context(), response_timeout=seconds)
     loop = asyncio.get_running_loop()
     started = loop.time()
     try:

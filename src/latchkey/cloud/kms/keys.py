@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import uuid
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +14,7 @@ from latchkey.aws.policy import PolicyDocument, parse_policy
 from latchkey.clock import Clock, SystemClock
 from latchkey.cloud.kms.specs import spec_metadata
 from latchkey.crypto.aead import InvalidCiphertext, generate_key
+from latchkey.crypto.ciphertext import key_id_bytes
 from latchkey.crypto.rootkey import RootKey
 from latchkey.store.base import KeyMaterialRecord, KmsKeyRecord, Store
 
@@ -103,7 +103,7 @@ class KeyRing:
         elif aliases and key_id.startswith(ALIAS_PREFIX):
             return self._by_alias(key_id)
         try:
-            uuid.UUID(raw)
+            key_id_bytes(raw)
         except ValueError:
             raise AwsError("NotFoundException", f"Invalid keyId '{key_id}'") from None
         record = self.store.load_kms_key(raw)
