@@ -3,12 +3,14 @@
 Each call's event is encoded on the caller's event loop (``auditchain.prepare``), and the
 events of one loop iteration go to the writer thread as one hand-over, with one timer for the
 batch. The writer takes whatever batches are waiting, links each event into the chain (a
-hash over the prepared text), commits the batch to the audit store (``store/audit.py``,
-authoritative: one transaction, ``synchronous=FULL``) while the same lines are appended to
-``cloud.jsonl`` and synced (``auditfile``), and only then lets the calls answer. A call waits
-for its batch at most ``timeout`` seconds; a write that fails or takes longer fails the call
-(fail closed). After a failed write the trail refuses every later event until the node
-restarts, rather than carry on with a gap; at the start the file is levelled with the store.
+hash over the prepared text), appends the lines to ``cloud.jsonl`` (``auditfile``) and commits
+the batch to the audit store (``store/audit.py``, authoritative: one transaction,
+``synchronous=FULL``), and only then lets the calls answer. The file is synced by a thread of
+its own within ``FILE_SYNC_DELAY`` of a write, not on each call's path: after a crash, the
+next start mends the file from the store. A call waits for its batch at most ``timeout``
+seconds; a write (or a file sync) that fails or takes longer fails the call (fail closed).
+After a failure the trail refuses every later event until the node restarts, rather than
+carry on with a gap; at the start the file is levelled with the store.
 
 Events never hold plaintext, secrets or tokens; callers pass only request parameters that are
 safe to record.
@@ -21,8 +23,8 @@ import contextlib
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +39,7 @@ log = logging.getLogger("latchkey.audit")
 
 DEFAULT_TIMEOUT = 5.0  # seconds a call waits for its event to be durable
 MAX_BATCH = 512
+FILE_SYNC_DELAY = 0.05  # seconds a written batch may wait for the file's sync
 MAX_PENDING = 10_000  # events handed over and not yet written, before calls are refused
 UNAVAILABLE = "The audit trail is unavailable."
 # What a call answers when its event could not be written in time, by service.
@@ -210,7 +213,10 @@ class AuditLog:
             raise AuditError(f"cannot open the audit trail: {exc}") from None
         self._sequence, self._hash = self.store.head()
         self._failed: str | None = None
-        self._file_sync = ThreadPoolExecutor(1, thread_name_prefix="audit-file")
+        self._dirty = threading.Event()  # the file has writes not yet synced
+        self._closing = False
+        self._syncer = threading.Thread(target=self._sync_file, name="audit-file", daemon=True)
+        self._syncer.start()
         self._queue: queue.SimpleQueue[_Batch | None] = queue.SimpleQueue()
         self._open: dict[asyncio.AbstractEventLoop, _Batch] = {}  # filling, per loop
         # Events handed over (written under the lock by any loop) and taken (by the writer only):
@@ -337,16 +343,29 @@ class AuditLog:
         if not rows:
             return sealed
         data = b"".join(link.line.encode() + b"\n" for link in sealed if link is not None)
-        # The file's sync runs beside the store's commit: a batch costs one sync, not two.
-        # A crash between them leaves one of the two a batch ahead: restore_file mends it.
-        synced = self._file_sync.submit(self._file.append, data)
-        try:
-            self.store.append(rows)
-        finally:
-            wait([synced])
-        synced.result()
+        # The store's commit makes the batch durable; then the file is written, and synced
+        # soon (``_sync_file``). A crash leaves the file behind: restore_file mends it.
+        self.store.append(rows)
+        self._file.append(data)
+        self._dirty.set()
         self._sequence, self._hash = sequence, previous
         return sealed
+
+    def _sync_file(self) -> None:
+        """Sync ``cloud.jsonl`` at most every ``FILE_SYNC_DELAY`` while there are writes."""
+        while True:
+            self._dirty.wait()
+            if self._closing:
+                return
+            time.sleep(FILE_SYNC_DELAY)  # let more batches join this sync
+            self._dirty.clear()
+            try:
+                self._file.sync()
+            except OSError as exc:
+                if self._failed is None:
+                    self._failed = f"{type(exc).__name__}: {exc}"
+                    log.error("audit: file sync failed, refusing calls until restart: %s", exc)
+                return
 
     def close(self, grace: float = 10.0) -> None:
         """Write what is queued, then stop."""
@@ -355,8 +374,11 @@ class AuditLog:
         if self._thread.is_alive():
             log.error("audit: the writer did not finish within %.0f s", grace)
             return
-        self._file_sync.shutdown()
+        self._closing = True
+        self._dirty.set()
+        self._syncer.join(grace)
         with contextlib.suppress(OSError):
+            self._file.sync()
             self._file.close()
         self.store.close()
 

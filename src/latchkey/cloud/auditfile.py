@@ -33,7 +33,7 @@ class TrailMismatch(Exception):
 
 
 class JsonlFile:
-    """``cloud.jsonl``: append-only, 0600, every append synced before it returns."""
+    """``cloud.jsonl``: append-only, 0600. ``append`` writes; ``sync`` makes it durable."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -45,6 +45,8 @@ class JsonlFile:
         while view:
             written = os.write(self._fd, view)
             view = view[written:]
+
+    def sync(self) -> None:
         os.fdatasync(self._fd)
 
     def close(self) -> None:
