@@ -355,9 +355,8 @@ class AuditLog:
         """Sync ``cloud.jsonl`` at most every ``FILE_SYNC_DELAY`` while there are writes."""
         while True:
             self._dirty.wait()
-            if self._closing:
-                return
-            time.sleep(FILE_SYNC_DELAY)  # let more batches join this sync
+            if not self._closing:
+                time.sleep(FILE_SYNC_DELAY)  # let more batches join this sync
             self._dirty.clear()
             try:
                 self._file.sync()
@@ -365,6 +364,8 @@ class AuditLog:
                 if self._failed is None:
                     self._failed = f"{type(exc).__name__}: {exc}"
                     log.error("audit: file sync failed, refusing calls until restart: %s", exc)
+                return
+            if self._closing:  # close() makes the last sync itself
                 return
 
     def close(self, grace: float = 10.0) -> None:
@@ -378,7 +379,7 @@ class AuditLog:
         self._dirty.set()
         self._syncer.join(grace)
         with contextlib.suppress(OSError):
-            self._file.sync()
+            self._file.sync()  # whatever the last writes left
             self._file.close()
         self.store.close()
 

@@ -407,3 +407,47 @@ def test_a_trail_from_before_the_chain_is_kept_beside_a_new_one(tmp_path: Path) 
         log.close()
     assert path.with_name("cloud.jsonl.unchained").read_text() == old
     assert verify(path).ok
+
+
+def test_the_file_is_written_before_the_answer_and_synced_soon_after(tmp_path: Path) -> None:
+    syncs: list[int] = []
+
+    class WatchedFile(JsonlFile):
+        def sync(self) -> None:
+            syncs.append(len(lines_of(self.path)))
+            super().sync()
+
+    path = tmp_path / "cloud.jsonl"
+    log = AuditLog(path, open_file=WatchedFile)
+    try:
+        asyncio.run(record(log, make_event(1)))
+        assert len(lines_of(path)) == 1  # written when the call may answer
+        deadline = time.monotonic() + 5
+        while not syncs and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert syncs == [1]  # then synced, off the call's path
+    finally:
+        log.close()
+
+
+class FailingSync(JsonlFile):
+    """Writes land; the disk then fails to make them durable."""
+
+    def sync(self) -> None:
+        raise OSError(5, "Input/output error")
+
+
+def test_a_failed_file_sync_fails_every_later_call(tmp_path: Path) -> None:
+    path = tmp_path / "cloud.jsonl"
+    log = AuditLog(path, open_file=FailingSync)
+    try:
+        assert asyncio.run(record(log, make_event(1))) == [1]  # durable in the store
+        deadline = time.monotonic() + 5
+        while log.refusing is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with pytest.raises(AuditError, match="refuses writes after a failure"):
+            asyncio.run(record(log, make_event(2)))
+    finally:
+        log.close()
+    AuditLog(path).close()
+    assert verify(path).ok
