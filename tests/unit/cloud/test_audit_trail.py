@@ -451,3 +451,19 @@ def test_a_failed_file_sync_fails_every_later_call(tmp_path: Path) -> None:
         log.close()
     AuditLog(path).close()
     assert verify(path).ok
+
+
+def test_a_batch_larger_than_one_insert_is_still_one_transaction(tmp_path: Path) -> None:
+    path = tmp_path / "cloud.jsonl"
+    log = AuditLog(path)
+    try:  # 200 calls at once: batches beyond one INSERT's 64 rows
+        sequences = asyncio.run(record(log, *(make_event(n) for n in range(200))))
+        assert sorted(sequences) == list(range(1, 201))
+        assert log.store.head()[0] == 200
+        last = log.store.last_use(KEY)
+        assert last is not None and last.sequence == 200
+    finally:
+        log.close()
+    report = verify(path)
+    assert report.ok, report.findings
+    assert report.events == 200
