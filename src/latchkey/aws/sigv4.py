@@ -186,12 +186,25 @@ def _remove_dot_segments(path: str) -> str:
     return lead + "/".join(out) + trail
 
 
-@functools.lru_cache(maxsize=1024)
+# The caches below are keyed by what clients send: only short keys are cached, so that their
+# memory stays small whatever arrives (entries x CACHED_KEY_CHARS).
+CACHED_KEY_CHARS = 512
+
+
 def _canonical_uri(path: str, normalize: bool, encode: bool = True) -> str:
+    if len(path) <= CACHED_KEY_CHARS:
+        return _canonical_uri_cached(path, normalize, encode)
+    return _canonical_uri_uncached(path, normalize, encode)
+
+
+def _canonical_uri_uncached(path: str, normalize: bool, encode: bool) -> str:
     if not path:
         return "/"
     path = _remove_dot_segments(path) if normalize else path
     return _uri_encode(path, safe="/") if encode else path
+
+
+_canonical_uri_cached = functools.lru_cache(maxsize=1024)(_canonical_uri_uncached)
 
 
 def _split_query(query: str) -> list[tuple[str, str]]:
@@ -237,10 +250,18 @@ def _header_index(req: HttpRequest) -> dict[str, list[str]]:
     return index
 
 
-@functools.lru_cache(maxsize=512)
 def _sorted_names(signed_headers: tuple[str, ...]) -> tuple[tuple[str, ...], str]:
+    if len(signed_headers) <= 64 and sum(map(len, signed_headers)) <= CACHED_KEY_CHARS:
+        return _sorted_names_cached(signed_headers)
+    return _sorted_names_uncached(signed_headers)
+
+
+def _sorted_names_uncached(signed_headers: tuple[str, ...]) -> tuple[tuple[str, ...], str]:
     names = tuple(sorted({name.lower() for name in signed_headers}))
     return names, ";".join(names)
+
+
+_sorted_names_cached = functools.lru_cache(maxsize=512)(_sorted_names_uncached)
 
 
 def _joined(values: list[str] | None) -> str:
@@ -467,9 +488,10 @@ def _sign_plan(key: _PlanKey) -> _SignPlan:
     )
     declared = tuple(j for j, name in enumerate(final) if name == "x-amz-content-sha256")
     plan = _SignPlan(keep, lines, ";".join(signed), declared, "host" in lowered)
-    if len(_PLANS) >= _MAX_PLANS:
-        _PLANS.clear()
-    _PLANS[key] = plan
+    if len(names) <= 64 and sum(map(len, names)) <= 4 * CACHED_KEY_CHARS:
+        if len(_PLANS) >= _MAX_PLANS:
+            _PLANS.clear()
+        _PLANS[key] = plan
     return plan
 
 
@@ -589,10 +611,15 @@ def _is_scope_part(value: str) -> bool:
     return bool(value) and value.isascii() and value.isprintable() and " " not in value
 
 
-@functools.lru_cache(maxsize=1024)  # one per (access key, day, region, service) in use
 def _well_formed_credential(value: str) -> tuple[str, CredentialScope] | None:
     """The Credential parameter's parts when its shape, region, service and terminator are
     right (the date is checked against X-Amz-Date by the caller); None otherwise."""
+    if len(value) <= CACHED_KEY_CHARS:
+        return _well_formed_credential_cached(value)
+    return _well_formed_credential_uncached(value)
+
+
+def _well_formed_credential_uncached(value: str) -> tuple[str, CredentialScope] | None:
     parts = value.split("/")
     if len(parts) != 5 or not parts[0]:
         return None
@@ -600,6 +627,10 @@ def _well_formed_credential(value: str) -> tuple[str, CredentialScope] | None:
     if not (_is_scope_part(region) and _is_scope_part(service) and terminator == TERMINATOR):
         return None
     return access_key, CredentialScope(date, region, service)
+
+
+# one entry per (access key, day, region, service) in use
+_well_formed_credential_cached = functools.lru_cache(maxsize=1024)(_well_formed_credential_uncached)
 
 
 def _parse_credential(value: str, amz_date: str) -> tuple[str, CredentialScope]:
@@ -634,12 +665,21 @@ def _parse_credential(value: str, amz_date: str) -> tuple[str, CredentialScope]:
     return access_key, CredentialScope(date, region, service)
 
 
-@functools.lru_cache(maxsize=256)  # the same few SignedHeaders lists arrive again and again
 def _signed_header_names(value: str) -> tuple[str, ...] | None:
+    if len(value) <= CACHED_KEY_CHARS:
+        return _signed_header_names_cached(value)
+    return _signed_header_names_uncached(value)
+
+
+def _signed_header_names_uncached(value: str) -> tuple[str, ...] | None:
     names = tuple(value.split(";"))
     if any(not name or name != name.lower() or name != name.strip() for name in names):
         return None
     return names
+
+
+# the same few SignedHeaders lists arrive again and again
+_signed_header_names_cached = functools.lru_cache(maxsize=256)(_signed_header_names_uncached)
 
 
 def _parse_signed_headers(value: str) -> tuple[str, ...]:

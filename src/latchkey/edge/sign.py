@@ -165,9 +165,10 @@ def _kept_headers(
     lowered = [name.lower() for name in names]
     keep = tuple(i for i, name in enumerate(lowered) if name not in drop and name not in _DROPPED)
     found = (keep, any(lowered[i] == "host" for i in keep))
-    if len(_KEPT) >= 512:
-        _KEPT.clear()
-    _KEPT[key] = found
+    if len(names) <= 64 and sum(map(len, names)) + sum(map(len, connection)) <= 2048:
+        if len(_KEPT) >= 512:  # (only modest keys are kept: they come from clients)
+            _KEPT.clear()
+        _KEPT[key] = found
     return found
 
 

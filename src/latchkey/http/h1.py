@@ -456,7 +456,7 @@ def _check_request_line(method: str, target: str) -> None:
     if method not in _GOOD_METHODS:
         if not method or not set(method) <= _TOKEN_CHARS:
             raise ValueError("invalid request method")
-        if len(_GOOD_METHODS) < 64:
+        if len(_GOOD_METHODS) < 64 and len(method) <= 16:
             _GOOD_METHODS.add(method)
     # visible ASCII (0x21-0x7e): printable ASCII without the space
     if not target or not target.isascii() or not target.isprintable() or " " in target:

@@ -461,7 +461,8 @@ def test_a_batch_larger_than_one_insert_is_still_one_transaction(tmp_path: Path)
         assert sorted(sequences) == list(range(1, 201))
         assert log.store.head()[0] == 200
         last = log.store.last_use(KEY)
-        assert last is not None and last.sequence == 200
+        assert last is not None
+        assert last.sequence == 200
     finally:
         log.close()
     report = verify(path)

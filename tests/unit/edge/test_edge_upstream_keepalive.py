@@ -25,14 +25,17 @@ async def head_then_get() -> tuple[list[tuple[int, bytes]], int]:
         task = asyncio.current_task()
         assert task is not None
         handlers.append(task)
-        while head := await reader.readuntil(b"\r\n\r\n"):
-            if head.startswith(b"HEAD"):
-                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n")
-            else:
-                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
-            await writer.drain()
-            if reader.at_eof():
-                break
+        try:
+            while head := await reader.readuntil(b"\r\n\r\n"):
+                if head.startswith(b"HEAD"):
+                    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n")
+                else:
+                    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
+                await writer.drain()
+        except asyncio.IncompleteReadError:
+            pass  # the pool closed the connection
+        finally:
+            writer.close()
 
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
@@ -45,8 +48,7 @@ async def head_then_get() -> tuple[list[tuple[int, bytes]], int]:
             answers.append((answer.status, getattr(answer, "body", b"")))
     finally:
         pool.close()
-        for task in handlers:
-            task.cancel()
+        await asyncio.wait_for(asyncio.gather(*handlers), 5)
         server.close()
         await server.wait_closed()
     return answers, accepted
@@ -59,8 +61,14 @@ def test_a_head_answer_does_not_desync_the_next_answer() -> None:
 
 
 async def silent_upstream(seconds: float) -> float:
+    handlers: list[asyncio.Task[None]] = []
+
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.read()  # never answers
+        task = asyncio.current_task()
+        assert task is not None
+        handlers.append(task)
+        await reader.read()  # never answers, until the pool closes the connection
+        writer.close()
 
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
@@ -72,7 +80,9 @@ async def silent_upstream(seconds: float) -> float:
             await pool.exchange("127.0.0.1", port, False, GET)
     finally:
         pool.close()
+        await asyncio.wait_for(asyncio.gather(*handlers), 5)
         server.close()
+        await server.wait_closed()
     return loop.time() - started
 
 

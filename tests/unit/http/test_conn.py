@@ -9,6 +9,15 @@ import pytest
 from latchkey.http.conn import Conn, connect
 
 
+async def shut(server: asyncio.Server, *conns: Conn) -> None:
+    for conn in conns:
+        conn.close()
+    for conn in conns:
+        await asyncio.wait_for(conn.wait_closed(), 5)
+    server.close()
+    await server.wait_closed()
+
+
 async def pair() -> tuple[Conn, Conn, asyncio.Server]:
     accepted: asyncio.Future[Conn] = asyncio.get_running_loop().create_future()
     loop = asyncio.get_running_loop()
@@ -40,9 +49,7 @@ async def deadlines() -> list[object]:
         served.write(b"after half-close")  # TCP: the answer may still go out
         seen.append(await client.read(100, 1))
     finally:
-        client.close()
-        served.close()
-        server.close()
+        await shut(server, client, served)
     return seen
 
 
@@ -60,9 +67,7 @@ async def two_reads() -> None:
             await served.read(10)
         first.cancel()
     finally:
-        client.close()
-        served.close()
-        server.close()
+        await shut(server, client, served)
 
 
 def test_one_read_at_a_time() -> None:
@@ -73,14 +78,14 @@ async def lost() -> None:
     client, served, server = await pair()
     try:
         client.close()
-        assert await served.read(10, 1) == b""
-        await served.wait_closed()
+        assert await served.read(10, 1) == b""  # the end of the stream
+        served.close()
+        await asyncio.wait_for(served.wait_closed(), 5)
+        assert served.must_drain()
         with pytest.raises(ConnectionResetError):
             await served.drain()
-        assert served.must_drain()
     finally:
-        served.close()
-        server.close()
+        await shut(server, client, served)
 
 
 def test_a_closed_peer_ends_reads_and_fails_drain() -> None:
