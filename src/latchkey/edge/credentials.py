@@ -64,10 +64,15 @@ class CachedCredentials:
     expiration: dt.datetime
     fetched: dt.datetime
 
+    refresh_at: dt.datetime = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        lifetime = self.expiration - self.fetched
+        object.__setattr__(self, "refresh_at", self.fetched + lifetime * 0.8)
+
     def fresh(self, now: dt.datetime) -> bool:
         """Usable without a refresh: less than 80 % of the lifetime has passed."""
-        lifetime = self.expiration - self.fetched
-        return now < self.fetched + lifetime * 0.8
+        return now < self.refresh_at
 
 
 def sts_endpoint(provider: CredentialProvider) -> str:
