@@ -68,6 +68,7 @@ class ServerWorkload:
     tls_verify: bool
     auth_scheme: AuthScheme
     auth_header: str | None = None  # scheme ``header``: the header the secret is sent in
+    ca_bundle: str | None = None  # PEM file trusted for the upstream, beside the system store
 
     @property
     def is_wildcard(self) -> bool:

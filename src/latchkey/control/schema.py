@@ -11,6 +11,8 @@ import functools
 import ipaddress
 import os
 import re
+import ssl
+from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -156,6 +158,19 @@ def _parse_cidr(value: object) -> model.IPNetwork:
         raise ValueError(f"invalid CIDR {value!r}: {exc}{hint}") from None
 
 
+def _check_ca_bundle(value: str) -> str:
+    path = Path(value)
+    if not path.is_absolute():
+        raise ValueError(f"caBundle must be an absolute path (got {value!r})")
+    if not path.is_file():
+        raise ValueError(f"caBundle {value} is not a readable file")
+    try:
+        ssl.create_default_context(cafile=value)
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(f"caBundle {value} holds no PEM certificate: {exc}") from None
+    return value
+
+
 def _check_header_name(value: str) -> str:
     if not _HEADER_NAME.fullmatch(value):
         raise ValueError(f"invalid header name {value!r}: use letters, digits and !#$%&'*+-.^_`|~")
@@ -206,6 +221,15 @@ class Forward(_Model):
     port: Port | None = None
     tls: bool | None = None
     tls_verification: Literal["full", "none"] = Field(default="full", alias="tlsVerification")
+    ca_bundle: Annotated[str, AfterValidator(_check_ca_bundle)] | None = Field(
+        default=None, alias="caBundle"
+    )
+
+    @model_validator(mode="after")
+    def _bundle_needs_verification(self) -> Forward:
+        if self.ca_bundle is not None and (self.tls is False or self.tls_verification == "none"):
+            raise field_error("caBundle", "a CA bundle needs tls and tlsVerification: full")
+        return self
 
 
 class Authentication(_Model):
@@ -464,6 +488,7 @@ class ServerWorkloadDocument(_Document):
             forward_port=fwd.port if fwd.port is not None else spec.port,
             forward_tls=fwd.tls if fwd.tls is not None else spec.tls,
             tls_verify=fwd.tls_verification == "full",
+            ca_bundle=fwd.ca_bundle,
             auth_scheme=model.AuthScheme(spec.authentication.scheme),
             auth_header=spec.authentication.header,
         )

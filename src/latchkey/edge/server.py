@@ -783,6 +783,7 @@ class Edge:
                 data,
                 body=stream,
                 verify=server.tls_verify,
+                ca_bundle=server.ca_bundle,
                 head_request=request.method == "HEAD",
             )
         except UpstreamError as exc:

@@ -15,7 +15,9 @@ import time
 from collections import defaultdict, deque
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from latchkey.crypto.tls import client_ssl_context
 from latchkey.http.conn import Conn, connect
 from latchkey.http.h1 import (
     MAX_BODY_BYTES,
@@ -44,7 +46,7 @@ class _ClosedBeforeAnswer(UpstreamError):
 
 
 _Events = deque[Response | BodyPart | BodyEnd]
-_Key = tuple[str, int, bool, bool]
+_Key = tuple[str, int, bool, bool, str | None]  # host, port, tls, verify, CA bundle
 
 
 @dataclass(slots=True)
@@ -77,6 +79,7 @@ class UpstreamPool:
     ) -> None:
         self._ssl = ssl_context
         self._insecure: ssl.SSLContext | None = None
+        self._bundles: dict[str, ssl.SSLContext] = {}  # CA bundle path -> verifying context
         self._connect_timeout = connect_timeout
         self._response_timeout = response_timeout
         self._idle: dict[_Key, list[_Conn]] = defaultdict(list)
@@ -87,7 +90,16 @@ class UpstreamPool:
         """The verifying context (system store plus configured bundles)."""
         return self._ssl
 
-    def _context(self, verify: bool) -> ssl.SSLContext:
+    def _context(self, verify: bool, ca_bundle: str | None = None) -> ssl.SSLContext:
+        if verify and ca_bundle is not None:
+            found = self._bundles.get(ca_bundle)
+            if found is None:  # the system store plus the bundle, as for the default context
+                try:
+                    found = client_ssl_context([Path(ca_bundle)])
+                except (OSError, ssl.SSLError) as exc:
+                    raise UpstreamError(f"cannot load the CA bundle {ca_bundle}: {exc}") from None
+                self._bundles[ca_bundle] = found
+            return found
         if verify:
             return self._ssl
         if self._insecure is None:
@@ -97,13 +109,16 @@ class UpstreamPool:
             self._insecure = ctx
         return self._insecure
 
-    async def _connect(self, host: str, port: int, tls: bool, verify: bool) -> _Conn:
+    async def _connect(
+        self, host: str, port: int, tls: bool, verify: bool, ca_bundle: str | None = None
+    ) -> _Conn:
+        context = self._context(verify, ca_bundle) if tls else None
         try:
             conn = await asyncio.wait_for(
                 connect(
                     host,
                     port,
-                    ssl_context=self._context(verify) if tls else None,
+                    ssl_context=context,
                     server_hostname=host if tls else None,
                 ),
                 self._connect_timeout,
@@ -149,14 +164,16 @@ class UpstreamPool:
         *,
         body: AsyncIterator[bytes] | None = None,
         verify: bool = True,
+        ca_bundle: str | None = None,
         head_request: bool = False,
     ) -> Response | StreamedResponse:
-        """Send ``head`` (a whole request, or its head when ``body`` streams the rest)."""
-        key = (host, port, tls, verify)
+        """Send ``head`` (a whole request, or its head when ``body`` streams the rest);
+        ``ca_bundle`` is trusted beside the system store when verifying."""
+        key = (host, port, tls, verify, ca_bundle)
         conn = self._pooled(key) if body is None else None
         reused = conn is not None
         if conn is None:
-            conn = await self._connect(host, port, tls, verify)
+            conn = await self._connect(host, port, tls, verify, ca_bundle)
         try:
             await self._send(conn, head, body)
             return await self._receive(conn, key, head_request)
@@ -168,7 +185,7 @@ class UpstreamPool:
             conn.close()
             raise
         # A pooled connection the server had closed: retry once on a new one.
-        conn = await self._connect(host, port, tls, verify)
+        conn = await self._connect(host, port, tls, verify, ca_bundle)
         try:
             await self._send(conn, head, None)
             return await self._receive(conn, key, head_request)
