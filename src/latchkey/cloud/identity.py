@@ -8,7 +8,7 @@ import hmac
 import json
 from dataclasses import dataclass, field, replace
 
-from latchkey.aws import sigv4
+from latchkey.aws import sigv4, sigv4verify
 from latchkey.aws.errors import AwsError
 from latchkey.clock import Clock
 from latchkey.crypto.aead import InvalidCiphertext
@@ -156,7 +156,7 @@ class Authenticator:
             return AwsError(pair[0], message, pair[1])
 
         try:
-            info = sigv4.parse_signed_request(request)
+            info = sigv4verify.parse_signed_request(request)
         except sigv4.MissingAuthentication:
             raise fail(errors.missing, "Missing Authentication Token") from None
         except sigv4.UnsignedHeader as exc:
@@ -191,11 +191,11 @@ class Authenticator:
             raise fail(errors.unknown_key, "The security token included in the request is invalid.")
 
         try:
-            sigv4.check_request_time(info, now, max_skew=max_skew)
+            sigv4verify.check_request_time(info, now, max_skew=max_skew)
         except sigv4.SignatureExpired as exc:
             raise fail(errors.bad_signature, str(exc)) from None
         try:
-            sigv4.verify_signature(request, info, credential.secret)
+            sigv4verify.verify_signature(request, info, credential.secret)
         except sigv4.SignatureMismatch:
             raise fail(errors.bad_signature, BAD_SIGNATURE_MESSAGE) from None
 

@@ -21,7 +21,7 @@ from botocore.utils import percent_encode_sequence
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from latchkey.aws import sigv4
+from latchkey.aws import sigv4, sigv4verify
 
 HOST = "example.amazonaws.com"
 SKEW = dt.timedelta(minutes=5)
@@ -134,12 +134,12 @@ def test_header_form_matches_botocore(case: Case, payload_signing: bool) -> None
     signer = SigV4Auth(_boto_creds(case.creds), case.service, case.region)
     wire = _botocore_sign(case, signer, request)
 
-    info = sigv4.parse_signed_request(wire)
+    info = sigv4verify.parse_signed_request(wire)
     assert info.form == "header"
     assert info.access_key == case.creds.access_key
     assert info.session_token == case.creds.session_token
-    sigv4.check_request_time(info, case.now, max_skew=SKEW)
-    sigv4.verify_signature(wire, info, case.creds.secret_key)
+    sigv4verify.check_request_time(info, case.now, max_skew=SKEW)
+    sigv4verify.verify_signature(wire, info, case.creds.secret_key)
 
     headers = list(case.headers)
     if not payload_signing:  # botocore then declares and signs an unsigned payload
@@ -172,12 +172,12 @@ def test_query_form_matches_botocore(case: Case, expires: int) -> None:
     signer = SigV4QueryAuth(_boto_creds(case.creds), case.service, case.region, expires=expires)
     wire = _botocore_sign(case, signer, request)
 
-    info = sigv4.parse_signed_request(wire)
+    info = sigv4verify.parse_signed_request(wire)
     assert info.form == "query"
     assert info.expires == expires
     assert info.session_token == case.creds.session_token
-    sigv4.check_request_time(info, case.now, max_skew=SKEW)
-    sigv4.verify_signature(wire, info, case.creds.secret_key)
+    sigv4verify.check_request_time(info, case.now, max_skew=SKEW)
+    sigv4verify.verify_signature(wire, info, case.creds.secret_key)
 
     query = sigv4.presign_query(
         sigv4.HttpRequest(

@@ -7,7 +7,7 @@ import datetime as dt
 
 import pytest
 
-from latchkey.aws import sigv4
+from latchkey.aws import sigv4, sigv4verify
 
 NOW = dt.datetime(2015, 8, 30, 12, 36, tzinfo=dt.UTC)
 CREDS = sigv4.Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
@@ -55,9 +55,9 @@ def replace_header(req: sigv4.HttpRequest, name: str, value: str) -> sigv4.HttpR
 
 
 def accept(req: sigv4.HttpRequest, secret: str = CREDS.secret_key) -> sigv4.SignedRequestInfo:
-    info = sigv4.parse_signed_request(req)
-    sigv4.check_request_time(info, NOW, max_skew=SKEW)
-    sigv4.verify_signature(req, info, secret)
+    info = sigv4verify.parse_signed_request(req)
+    sigv4verify.check_request_time(info, NOW, max_skew=SKEW)
+    sigv4verify.verify_signature(req, info, secret)
     return info
 
 
@@ -117,9 +117,9 @@ def test_declared_payload_hash_is_used_and_checked() -> None:
     declared = with_headers(BASE, ("X-Amz-Content-Sha256", sigv4.payload_hash(BASE.body)))
     accept(header_signed(declared))
     lying = header_signed(with_headers(BASE, ("x-amz-content-sha256", sigv4.EMPTY_SHA256)))
-    info = sigv4.parse_signed_request(lying)
+    info = sigv4verify.parse_signed_request(lying)
     with pytest.raises(sigv4.SignatureMismatch) as caught:
-        sigv4.verify_signature(lying, info, CREDS.secret_key)
+        sigv4verify.verify_signature(lying, info, CREDS.secret_key)
     assert caught.value.reason == "content-sha256-mismatch"
 
 
@@ -131,9 +131,9 @@ def test_unsigned_payload_accepts_any_body() -> None:
 def test_streaming_payload_is_refused() -> None:
     streaming = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
     req = header_signed(with_headers(BASE, ("x-amz-content-sha256", streaming)))
-    info = sigv4.parse_signed_request(req)
+    info = sigv4verify.parse_signed_request(req)
     with pytest.raises(sigv4.SignatureMismatch) as caught:
-        sigv4.verify_signature(req, info, CREDS.secret_key)
+        sigv4verify.verify_signature(req, info, CREDS.secret_key)
     assert caught.value.reason == "unsupported-payload-hash"
 
 
@@ -150,9 +150,11 @@ def test_presigned_payload_may_be_unsigned_or_body_hash() -> None:
     )
     signed = dataclasses.replace(BASE, query=query)
     accept(signed)
-    info = sigv4.parse_signed_request(signed)
+    info = sigv4verify.parse_signed_request(signed)
     with pytest.raises(sigv4.SignatureMismatch):
-        sigv4.verify_signature(dataclasses.replace(signed, body=b"other"), info, CREDS.secret_key)
+        sigv4verify.verify_signature(
+            dataclasses.replace(signed, body=b"other"), info, CREDS.secret_key
+        )
 
 
 # --- strict checks ----------------------------------------------------------------------------
@@ -161,17 +163,17 @@ def test_presigned_payload_may_be_unsigned_or_body_hash() -> None:
 def test_unsigned_amz_header_is_rejected() -> None:
     req = with_headers(header_signed(), ("X-Amz-Meta-Color", "blue"))
     with pytest.raises(sigv4.UnsignedHeader, match="x-amz-meta-color") as caught:
-        sigv4.parse_signed_request(req)
+        sigv4verify.parse_signed_request(req)
     assert caught.value.reason == "unsigned-header"
     with pytest.raises(sigv4.UnsignedHeader, match="x-amz-target"):
-        sigv4.parse_signed_request(with_headers(query_signed(), ("X-Amz-Target", "x")))
+        sigv4verify.parse_signed_request(with_headers(query_signed(), ("X-Amz-Target", "x")))
 
 
 def test_unsigned_session_token_header_is_rejected() -> None:
     unsigned = set(sigv4.DEFAULT_UNSIGNED) | {"x-amz-security-token"}
     req = header_signed(creds=TOKEN_CREDS, unsigned_headers=unsigned)
     with pytest.raises(sigv4.UnsignedHeader, match="x-amz-security-token"):
-        sigv4.parse_signed_request(req)
+        sigv4verify.parse_signed_request(req)
 
 
 def test_unsigned_other_headers_are_allowed() -> None:
@@ -182,7 +184,7 @@ def test_host_must_be_signed() -> None:
     unsigned = set(sigv4.DEFAULT_UNSIGNED) | {"host"}
     req = header_signed(unsigned_headers=unsigned)
     with pytest.raises(sigv4.UnsignedHeader, match="'Host' or ':authority'") as caught:
-        sigv4.parse_signed_request(req)
+        sigv4verify.parse_signed_request(req)
     assert caught.value.reason == "host-not-signed"
 
 
@@ -190,15 +192,15 @@ def test_header_and_query_auth_is_ambiguous() -> None:
     signed_query = query_signed()
     both = dataclasses.replace(header_signed(), query=signed_query.query)
     with pytest.raises(sigv4.AmbiguousAuthentication):
-        sigv4.parse_signed_request(both)
+        sigv4verify.parse_signed_request(both)
     stray = dataclasses.replace(header_signed(), query="X-Amz-Signature=abc")
     with pytest.raises(sigv4.AmbiguousAuthentication):
-        sigv4.parse_signed_request(stray)
+        sigv4verify.parse_signed_request(stray)
 
 
 def test_missing_authentication() -> None:
     with pytest.raises(sigv4.MissingAuthentication) as caught:
-        sigv4.parse_signed_request(BASE)
+        sigv4verify.parse_signed_request(BASE)
     assert caught.value.reason == "missing-authentication"
     assert str(caught.value) == "Missing Authentication Token"
 
@@ -235,13 +237,13 @@ def test_malformed_authorization(mangle: object, message: str) -> None:
     assert callable(mangle)
     req = replace_header(req, "authorization", mangle(_authorization(req)))
     with pytest.raises(sigv4.IncompleteSignature, match=message):
-        sigv4.parse_signed_request(req)
+        sigv4verify.parse_signed_request(req)
 
 
 def test_incomplete_signature_message_lists_every_problem() -> None:
     req = dataclasses.replace(BASE, headers=(*BASE.headers, ("Authorization", ALGO_ONLY)))
     with pytest.raises(sigv4.IncompleteSignature) as caught:
-        sigv4.parse_signed_request(req)
+        sigv4verify.parse_signed_request(req)
     assert str(caught.value) == (
         "Authorization header requires 'Credential' parameter. "
         "Authorization header requires 'Signature' parameter. "
@@ -257,17 +259,17 @@ ALGO_ONLY = "AWS4-HMAC-SHA256"
 def test_bad_or_duplicate_date_header() -> None:
     req = replace_header(header_signed(), "x-amz-date", "2015-08-30T12:36:00Z")
     with pytest.raises(sigv4.IncompleteSignature, match="ISO-8601 'basic format'"):
-        sigv4.parse_signed_request(req)
+        sigv4verify.parse_signed_request(req)
     twice = with_headers(header_signed(), ("X-Amz-Date", "20150830T123600Z"))
     with pytest.raises(sigv4.IncompleteSignature, match="Only one"):
-        sigv4.parse_signed_request(twice)
+        sigv4verify.parse_signed_request(twice)
 
 
 def test_duplicate_authorization_header() -> None:
     req = header_signed()
     twice = with_headers(req, ("authorization", _authorization(req)))
     with pytest.raises(sigv4.IncompleteSignature, match="Only one Authorization"):
-        sigv4.parse_signed_request(twice)
+        sigv4verify.parse_signed_request(twice)
 
 
 def _drop_param(query: str, name: str) -> str:
@@ -282,7 +284,7 @@ def test_query_form_missing_parameter(name: str) -> None:
     req = query_signed()
     broken = dataclasses.replace(req, query=_drop_param(req.query, name))
     with pytest.raises(sigv4.IncompleteSignature, match=f"must include '{name}'"):
-        sigv4.parse_signed_request(broken)
+        sigv4verify.parse_signed_request(broken)
 
 
 @pytest.mark.parametrize(
@@ -300,13 +302,13 @@ def test_query_form_bad_parameter(old: str, new: str, message: str) -> None:
     assert old in req.query
     broken = dataclasses.replace(req, query=req.query.replace(old, new))
     with pytest.raises(sigv4.IncompleteSignature, match=message):
-        sigv4.parse_signed_request(broken)
+        sigv4verify.parse_signed_request(broken)
 
 
 def test_query_token_and_header_token() -> None:
     req = query_signed(creds=TOKEN_CREDS)
     with pytest.raises(sigv4.IncompleteSignature, match="differ"):
-        sigv4.parse_signed_request(with_headers(req, ("X-Amz-Security-Token", "other")))
+        sigv4verify.parse_signed_request(with_headers(req, ("X-Amz-Security-Token", "other")))
     token = TOKEN_CREDS.session_token or ""
     same = query_signed(with_headers(BASE, ("X-Amz-Security-Token", token)), TOKEN_CREDS)
     assert accept(same).session_token == token
@@ -336,7 +338,7 @@ def _info(
 def test_skew_of_six_minutes_is_expired() -> None:
     now = dt.datetime(2013, 5, 24, 0, 6, tzinfo=dt.UTC)
     with pytest.raises(sigv4.SignatureExpired) as caught:
-        sigv4.check_request_time(_info("20130524T000000Z"), now, max_skew=SKEW)
+        sigv4verify.check_request_time(_info("20130524T000000Z"), now, max_skew=SKEW)
     assert str(caught.value) == (
         "Signature expired: 20130524T000000Z is now earlier than 20130524T000100Z "
         "(20130524T000600Z - 5 min.)"
@@ -347,7 +349,7 @@ def test_skew_of_six_minutes_is_expired() -> None:
 def test_expired_message_matches_aws_example() -> None:
     now = dt.datetime(2013, 5, 24, 0, 10, tzinfo=dt.UTC)
     with pytest.raises(sigv4.SignatureExpired) as caught:
-        sigv4.check_request_time(_info("20130524T000000Z"), now, max_skew=SKEW)
+        sigv4verify.check_request_time(_info("20130524T000000Z"), now, max_skew=SKEW)
     assert str(caught.value) == (
         "Signature expired: 20130524T000000Z is now earlier than 20130524T000500Z "
         "(20130524T001000Z - 5 min.)"
@@ -357,31 +359,31 @@ def test_expired_message_matches_aws_example() -> None:
 def test_future_signature_is_not_yet_current() -> None:
     now = dt.datetime(2013, 5, 24, 0, 0, tzinfo=dt.UTC)
     with pytest.raises(sigv4.SignatureExpired) as caught:
-        sigv4.check_request_time(_info("20130524T001000Z"), now, max_skew=SKEW)
+        sigv4verify.check_request_time(_info("20130524T001000Z"), now, max_skew=SKEW)
     assert str(caught.value) == (
         "Signature not yet current: 20130524T001000Z is still later than 20130524T000500Z "
         "(20130524T000000Z + 5 min.)"
     )
     assert caught.value.reason == "not-yet-current"
     with pytest.raises(sigv4.SignatureExpired, match="not yet current"):
-        sigv4.check_request_time(_info("20130524T001000Z", "query", 3600), now, max_skew=SKEW)
+        sigv4verify.check_request_time(_info("20130524T001000Z", "query", 3600), now, max_skew=SKEW)
 
 
 def test_skew_boundaries_are_inclusive() -> None:
     signed = dt.datetime(2013, 5, 24, 0, 0, tzinfo=dt.UTC)
     for delta in (-SKEW, SKEW, dt.timedelta(0)):
-        sigv4.check_request_time(_info("20130524T000000Z"), signed + delta, max_skew=SKEW)
+        sigv4verify.check_request_time(_info("20130524T000000Z"), signed + delta, max_skew=SKEW)
 
 
 def test_query_form_expiry() -> None:
     info = _info("20130524T000000Z", "query", 60)
     signed = dt.datetime(2013, 5, 24, tzinfo=dt.UTC)
-    sigv4.check_request_time(info, signed + dt.timedelta(seconds=60), max_skew=SKEW)
+    sigv4verify.check_request_time(info, signed + dt.timedelta(seconds=60), max_skew=SKEW)
     with pytest.raises(sigv4.SignatureExpired, match=r"^Request has expired$"):
-        sigv4.check_request_time(info, signed + dt.timedelta(seconds=61), max_skew=SKEW)
+        sigv4verify.check_request_time(info, signed + dt.timedelta(seconds=61), max_skew=SKEW)
     # a long-lived URL is fine well past the header-form skew
     long_lived = _info("20130524T000000Z", "query", 3600)
-    sigv4.check_request_time(long_lived, signed + dt.timedelta(minutes=59), max_skew=SKEW)
+    sigv4verify.check_request_time(long_lived, signed + dt.timedelta(minutes=59), max_skew=SKEW)
 
 
 def test_amz_date_parse_and_format() -> None:
@@ -468,4 +470,4 @@ def test_scope_must_be_printable_ascii() -> None:
     req = header_signed()
     mangled = _authorization(req).replace("/us-east-1/", "/us-\udce9ast-1/")
     with pytest.raises(sigv4.IncompleteSignature, match="valid region"):
-        sigv4.parse_signed_request(replace_header(req, "authorization", mangled))
+        sigv4verify.parse_signed_request(replace_header(req, "authorization", mangled))

@@ -25,7 +25,7 @@ from urllib.parse import quote
 
 import pytest
 
-from latchkey.aws import sigv4
+from latchkey.aws import sigv4, sigv4verify
 
 
 def _suite_dir() -> Path:
@@ -264,7 +264,7 @@ def _verifiable(v: Vector, form: str) -> sigv4.HttpRequest:
 def test_verify_signed_request(vector: Vector, form: str) -> None:
     v = vector
     req = _verifiable(v, form)
-    info = sigv4.parse_signed_request(req)
+    info = sigv4verify.parse_signed_request(req)
     assert info.form == form
     assert info.access_key == v.creds.access_key
     assert info.scope == sigv4.CredentialScope("20150830", v.region, v.service)
@@ -272,8 +272,8 @@ def test_verify_signed_request(vector: Vector, form: str) -> None:
     assert info.signature == v.read(f"{form}-signature.txt").strip()
     assert info.expires == (v.expires if form == "query" else None)
     assert info.session_token == (None if v.omit_token else v.creds.session_token)
-    sigv4.check_request_time(info, v.now, max_skew=dt.timedelta(minutes=5))
-    sigv4.verify_signature(req, info, v.creds.secret_key, normalize_path=v.normalize)
+    sigv4verify.check_request_time(info, v.now, max_skew=dt.timedelta(minutes=5))
+    sigv4verify.verify_signature(req, info, v.creds.secret_key, normalize_path=v.normalize)
 
 
 @pytest.mark.parametrize("name", OMIT_TOKEN_VECTORS)
@@ -283,11 +283,11 @@ def test_unsigned_session_token_is_rejected(name: str, form: str) -> None:
     req = v.signed(form)
     if form == "header":
         with pytest.raises(sigv4.UnsignedHeader, match="x-amz-security-token"):
-            sigv4.parse_signed_request(req)
+            sigv4verify.parse_signed_request(req)
     else:
-        info = sigv4.parse_signed_request(req)
+        info = sigv4verify.parse_signed_request(req)
         with pytest.raises(sigv4.SignatureMismatch):
-            sigv4.verify_signature(req, info, v.creds.secret_key, normalize_path=v.normalize)
+            sigv4verify.verify_signature(req, info, v.creds.secret_key, normalize_path=v.normalize)
 
 
 def _flip(text: str) -> str:
@@ -314,12 +314,14 @@ def _tamper(req: sigv4.HttpRequest, what: str) -> sigv4.HttpRequest:
 def test_wrong_signature_or_secret_is_rejected(vector: Vector, form: str) -> None:
     v = vector
     req = _verifiable(v, form)
-    info = sigv4.parse_signed_request(req)
+    info = sigv4verify.parse_signed_request(req)
     bad_sig = dataclasses.replace(info, signature=_flip(info.signature))
     with pytest.raises(sigv4.SignatureMismatch):
-        sigv4.verify_signature(req, bad_sig, v.creds.secret_key, normalize_path=v.normalize)
+        sigv4verify.verify_signature(req, bad_sig, v.creds.secret_key, normalize_path=v.normalize)
     with pytest.raises(sigv4.SignatureMismatch):
-        sigv4.verify_signature(req, info, v.creds.secret_key + "x", normalize_path=v.normalize)
+        sigv4verify.verify_signature(
+            req, info, v.creds.secret_key + "x", normalize_path=v.normalize
+        )
 
 
 @pytest.mark.parametrize("what", ["body", "host-header", "path", "query", "method"])
@@ -327,16 +329,16 @@ def test_wrong_signature_or_secret_is_rejected(vector: Vector, form: str) -> Non
 def test_tampered_request_is_rejected(vector: Vector, form: str, what: str) -> None:
     v = vector
     bad = _tamper(_verifiable(v, form), what)
-    info = sigv4.parse_signed_request(bad)
+    info = sigv4verify.parse_signed_request(bad)
     with pytest.raises(sigv4.SignatureMismatch):
-        sigv4.verify_signature(bad, info, v.creds.secret_key, normalize_path=v.normalize)
+        sigv4verify.verify_signature(bad, info, v.creds.secret_key, normalize_path=v.normalize)
 
 
 def test_signed_header_value_tamper(vector: Vector) -> None:
     """Change every signed header (one at a time) in the header form."""
     v = vector
     req = _verifiable(v, "header")
-    info = sigv4.parse_signed_request(req)
+    info = sigv4verify.parse_signed_request(req)
     for index, (name, value) in enumerate(req.headers):
         if name.lower() not in info.signed_headers or name.lower() == "x-amz-date":
             continue
@@ -344,4 +346,4 @@ def test_signed_header_value_tamper(vector: Vector) -> None:
         headers[index] = (name, value + "x")
         bad = dataclasses.replace(req, headers=tuple(headers))
         with pytest.raises(sigv4.SignatureMismatch):
-            sigv4.verify_signature(bad, info, v.creds.secret_key, normalize_path=v.normalize)
+            sigv4verify.verify_signature(bad, info, v.creds.secret_key, normalize_path=v.normalize)

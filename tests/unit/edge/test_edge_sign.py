@@ -13,7 +13,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials as BotoCredentials
 
-from latchkey.aws import sigv4
+from latchkey.aws import sigv4, sigv4verify
 from latchkey.edge.sign import resign, scope_of
 from latchkey.http.h1 import Request
 
@@ -84,8 +84,8 @@ def verify(
     request: Request, headers: list[tuple[str, str]], secret: str
 ) -> sigv4.SignedRequestInfo:
     signed = sigv4.HttpRequest("POST", request.path, request.query, tuple(headers), request.body)
-    info = sigv4.parse_signed_request(signed)
-    sigv4.verify_signature(signed, info, secret)
+    info = sigv4verify.parse_signed_request(signed)
+    sigv4verify.verify_signature(signed, info, secret)
     return info
 
 
