@@ -30,6 +30,8 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 from urllib.parse import quote, unquote_to_bytes
 
+from latchkey.http.headers import index_headers
+
 ALGORITHM = "AWS4-HMAC-SHA256"
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 STREAMING_PAYLOAD = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
@@ -223,14 +225,7 @@ def header_index(req: HttpRequest) -> dict[str, list[str]]:
     """Lowercase header name -> its values in order; computed once per request."""
     index = req._index
     if index is None:
-        index = {}
-        for name, value in req.headers:
-            lname = name.lower()
-            values = index.get(lname)
-            if values is None:
-                index[lname] = [value]
-            else:
-                values.append(value)
+        index = index_headers(req.headers)
         object.__setattr__(req, "_index", index)
     return index
 

@@ -14,6 +14,8 @@ from typing import cast
 
 import httptools
 
+from latchkey.http.headers import index_headers
+
 MAX_HEADER_BYTES = 64 * 1024
 MAX_BODY_BYTES = 8 * 1024 * 1024
 
@@ -44,8 +46,33 @@ class ProtocolError(Exception):
         self.status = status
 
 
+class _HeaderLookup:
+    """Header lookups for a message: a lowercase index built on first use for the ``headers``
+    list it was built from (a message whose list is replaced re-indexes)."""
+
+    __slots__ = ()
+    headers: list[tuple[str, str]]
+    _index: dict[str, list[str]] | None
+    _indexed: list[tuple[str, str]] | None
+
+    def header_values(self, lname: str) -> Sequence[str]:
+        """Every value of header ``lname`` (give it in lowercase), in order."""
+        headers = self.headers
+        index = self._index
+        if index is None or self._indexed is not headers:
+            index = _index_of(headers)
+            object.__setattr__(self, "_index", index)  # the subclass's slot
+            object.__setattr__(self, "_indexed", headers)
+        return index.get(lname, _NONE)
+
+    def header(self, name: str) -> str | None:
+        """The first value of header ``name`` (case-insensitive), or None."""
+        values = self.header_values(name.lower())
+        return values[0] if values else None
+
+
 @dataclass(slots=True)
-class Request:
+class Request(_HeaderLookup):
     method: str
     target: str  # the request-target as sent (origin-form, absolute-form or authority-form)
     headers: list[tuple[str, str]]
@@ -60,20 +87,6 @@ class Request:
         default=None, init=False, repr=False, compare=False
     )
 
-    def header_values(self, lname: str) -> Sequence[str]:
-        """Every value of header ``lname`` (give it in lowercase), in order."""
-        headers = self.headers
-        index = self._index
-        if index is None or self._indexed is not headers:
-            index = self._index = _index_of(headers)
-            self._indexed = headers
-        return index.get(lname, _NONE)
-
-    def header(self, name: str) -> str | None:
-        """The first value of header ``name`` (case-insensitive), or None."""
-        values = self.header_values(name.lower())
-        return values[0] if values else None
-
     @property
     def path(self) -> str:
         return self.target.split("?", 1)[0]
@@ -85,7 +98,7 @@ class Request:
 
 
 @dataclass(slots=True)
-class Response:
+class Response(_HeaderLookup):
     status: int
     headers: list[tuple[str, str]] = field(default_factory=list)
     body: bytes = b""
@@ -94,19 +107,6 @@ class Response:
     _indexed: list[tuple[str, str]] | None = field(
         default=None, init=False, repr=False, compare=False
     )
-
-    def header_values(self, lname: str) -> Sequence[str]:
-        """Every value of header ``lname`` (give it in lowercase), in order."""
-        headers = self.headers
-        index = self._index
-        if index is None or self._indexed is not headers:
-            index = self._index = _index_of(headers)
-            self._indexed = headers
-        return index.get(lname, _NONE)
-
-    def header(self, name: str) -> str | None:
-        values = self.header_values(name.lower())
-        return values[0] if values else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,17 +258,7 @@ class _Collector:
             )
 
 
-def _index_of(headers: list[tuple[str, str]]) -> dict[str, list[str]]:
-    """Lowercase name -> values, in order."""
-    index: dict[str, list[str]] = {}
-    for key, value in headers:
-        lkey = key.lower()
-        values = index.get(lkey)
-        if values is None:
-            index[lkey] = [value]
-        else:
-            values.append(value)
-    return index
+_index_of = index_headers
 
 
 def _check_framing(headers: list[tuple[str, str]]) -> None:
