@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 import sys
 from dataclasses import fields
+from typing import Any
 
 from latchkey.store.base import KeyMaterialRecord, KmsKeyRecord
 from latchkey.store.sqlitedb import KEY_CACHE_SIZE, SqliteDatabase
@@ -65,15 +66,30 @@ _SHARED_TEXT = frozenset(
     {"account", "region", "key_spec", "key_usage", "state", "origin", "policy",
      "expiration_model", "last_used_operation"}
 )  # fmt: skip
+_SHARED_AT = tuple(KEY_COLUMNS.index(name) for name in sorted(_SHARED_TEXT))
+_KEY_WIDTH = len(KEY_COLUMNS)
+
+# A key and its current material in one read: the first use of a key after a start (or a
+# write) is one query that releases the GIL once, not two. Built from the record fields.
+KEY_WITH_MATERIAL = (
+    f"SELECT {', '.join('k.' + c for c in KEY_COLUMNS)}, "  # noqa: S608
+    f"{', '.join('m.' + c for c in MATERIAL_COLUMNS)} FROM kms_keys k"
+    " LEFT JOIN kms_key_material m ON m.key_id = k.key_id AND m.version = k.current_version"
+    " WHERE k.key_id = ?"
+)
 
 
-def _key_record(row: sqlite3.Row) -> KmsKeyRecord:
-    values = dict(row)
-    for name in _SHARED_TEXT:
-        value = values.get(name)
-        if isinstance(value, str):
-            values[name] = sys.intern(value)
-    return KmsKeyRecord(**values)
+def _key_from_tuple(row: tuple[Any, ...]) -> KmsKeyRecord:
+    values = list(row[:_KEY_WIDTH])
+    for at in _SHARED_AT:
+        if isinstance(values[at], str):
+            values[at] = sys.intern(values[at])
+    return KmsKeyRecord(*values)
+
+
+def _material_from_tuple(row: tuple[Any, ...]) -> KeyMaterialRecord:
+    key_id, version, wrapped, created, rotation_type, imported = row
+    return KeyMaterialRecord(key_id, version, wrapped, created, rotation_type, bool(imported))
 
 
 def _material(row: sqlite3.Row) -> KeyMaterialRecord:
@@ -102,9 +118,20 @@ class KmsTables(SqliteDatabase):
             return self._update_key(db, key)
 
     def load_kms_key(self, key_id: str) -> KmsKeyRecord | None:
+        """The key, read with its current material (which is then cached too)."""
+
         def load() -> KmsKeyRecord | None:
-            rows = self._rows(f"{KEY_SELECT} WHERE key_id = ?", key_id)
-            return _key_record(rows[0]) if rows else None
+            generation = self.generation  # as ``cached`` took it: before the read
+            with self._lock:
+                row = self._db.execute(KEY_WITH_MATERIAL, (key_id,)).fetchone()
+            if row is None:
+                return None
+            record = _key_from_tuple(row)
+            if row[_KEY_WIDTH] is not None:  # a key waiting for imported material has none
+                material = _material_from_tuple(row[_KEY_WIDTH:])
+                where = (key_id, record.current_version)
+                self._seed("kms_material", where, material, generation, KEY_CACHE_SIZE)
+            return record
 
         return self.cached("kms_key", key_id, load, size=KEY_CACHE_SIZE)
 

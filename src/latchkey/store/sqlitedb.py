@@ -32,8 +32,10 @@ class SqliteDatabase:
         self.path = path
         self._lock = threading.RLock()
         self._failed: str | None = None
-        # Bumped after every write transaction, committed or not: read caches keyed on it
-        # (take it *before* reading the rows) can never serve a value older than a write.
+        # Bumped after every write transaction that changed a row, and after every one that
+        # failed: read caches keyed on it (take it *before* reading the rows) can never serve a
+        # value older than a write. A transaction that changed nothing (a sweep with nothing
+        # due) leaves it, so the caches survive it.
         self.generation = 0
         self._caches: dict[str, dict[Hashable, tuple[int, Any]]] = {}
         try:
@@ -69,10 +71,12 @@ class SqliteDatabase:
             if self._failed is not None:
                 raise StoreError(f"store refuses writes after an earlier failure: {self._failed}")
             try:
+                changes = self._db.total_changes
                 self._db.execute("BEGIN IMMEDIATE")
                 yield self._db
                 self._db.execute("COMMIT")
-                self.generation += 1
+                if self._db.total_changes != changes:
+                    self.generation += 1
             except sqlite3.IntegrityError as exc:
                 self._db.execute("ROLLBACK")
                 self.generation += 1
@@ -102,11 +106,26 @@ class SqliteDatabase:
         if hit is not None and hit[0] == generation:
             return cast(T, hit[1])
         value = load()
+        self._remember(cache, key, value, generation, size)
+        return value
+
+    def _seed(self, name: str, key: Hashable, value: object, generation: int, size: int) -> None:
+        """Put a value read along with another (same query, same ``generation``, taken before
+        the read) into cache ``name``, so the next ``cached`` call finds it."""
+        self._remember(self._caches.setdefault(name, {}), key, value, generation, size)
+
+    @staticmethod
+    def _remember(
+        cache: dict[Hashable, tuple[int, Any]],
+        key: Hashable,
+        value: object,
+        generation: int,
+        size: int,
+    ) -> None:
         cache.pop(key, None)  # re-inserted below: a renewed entry is the newest
         while len(cache) >= size:
             del cache[next(iter(cache))]
         cache[key] = (generation, value)
-        return value
 
     def _rows(self, sql: str, *args: object) -> list[sqlite3.Row]:
         with self._lock:
