@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from latchkey.cloud.auditchain import Sealed, prepare, seal
+from latchkey.cloud.auditchain import Sealed, prepare
+from latchkey.cloud.auditchain import link as chain_link
 from latchkey.cloud.auditfile import JsonlFile, TrailMismatch, restore_file
 from latchkey.crypto import randombytes
 from latchkey.store.audit import AuditStore, NewEvent
@@ -182,7 +183,6 @@ def _row(event: AuditEvent, link: Sealed) -> NewEvent:
         error_code=event.error_code,
         hash=link.hash,
         line=link.line,
-        resources=tuple(dict.fromkeys(r["ARN"] for r in event.resources)),
         used=event.used_keys if event.error_code is None else (),
     )
 
@@ -332,14 +332,14 @@ class AuditLog:
             try:
                 if item.abandoned:
                     item.parts = prepare(event.to_json())
-                link = seal(event.to_json(), sequence + 1, previous, item.parts)
+                made = chain_link(item.parts, event.event_id, sequence + 1, previous)
             except (TypeError, ValueError):
                 log.exception("audit: an event could not be serialised")
                 sealed.append(None)
                 continue
-            sequence, previous = sequence + 1, link.hash
-            sealed.append(link)
-            rows.append(_row(event, link))
+            sequence, previous = sequence + 1, made.hash
+            sealed.append(made)
+            rows.append(_row(event, made))
         if not rows:
             return sealed
         data = b"".join(link.line.encode() + b"\n" for link in sealed if link is not None)

@@ -46,22 +46,20 @@ def _joined(parts: tuple[str, str], chain: str) -> str:
     return "{" + ",".join(p for p in (before, chain, after) if p) + "}"
 
 
-def seal(
-    event: dict[str, Any],
-    sequence: int,
-    previous: str,
-    parts: tuple[str, str] | None = None,
-) -> Sealed:
-    """``event`` (CloudTrail-shaped, without ``chain``) as link ``sequence`` after ``previous``.
+def seal(event: dict[str, Any], sequence: int, previous: str) -> Sealed:
+    """``event`` (CloudTrail-shaped, without ``chain``) as link ``sequence`` after ``previous``."""
+    return link(prepare(event), str(event.get("eventID", "")), sequence, previous)
 
-    ``parts`` is ``prepare(event)`` when the caller made it already. The hash covers the event
-    with ``chain = {previousHash, sequence}``; the line is the same canonical text with
-    ``chain.hash`` added (keys sorted: ``hash`` comes first)."""
-    before, after = parts if parts is not None else prepare(event)
+
+def link(parts: tuple[str, str], event_id: str, sequence: int, previous: str) -> Sealed:
+    """The event ``prepare`` made ``parts`` of, as link ``sequence`` after ``previous``.
+
+    The hash covers the event with ``chain = {previousHash, sequence}``; the line is the same
+    canonical text with ``chain.hash`` added (keys sorted: ``hash`` comes first)."""
     tail = f'"previousHash":{json.dumps(previous)},"sequence":{int(sequence)}}}'
-    digest = hashlib.sha256(_joined((before, after), '"chain":{' + tail).encode()).hexdigest()
-    line = _joined((before, after), f'"chain":{{"hash":"{digest}",' + tail)
-    return Sealed(sequence, str(event.get("eventID", "")), digest, line)
+    digest = hashlib.sha256(_joined(parts, '"chain":{' + tail).encode()).hexdigest()
+    line = _joined(parts, f'"chain":{{"hash":"{digest}",' + tail)
+    return Sealed(sequence, event_id, digest, line)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,13 @@ and ``cloud.jsonl``). One connection writes (the audit writer's thread); reads (
 
 Each event is kept as its exact sealed JSON line plus the columns queries need; the chain head
 (sequence and hash) is kept apart, in the same transaction, so removing the last events shows.
+
+Key usage (``GetKeyLastUsage``): each event row names the keys its successful cryptographic
+operation used (``used``), and ``audit_last_use`` keeps the last such event per key. That table
+is written at most once per ``LAST_USE_FLUSH`` seconds, inside a batch's transaction, with the
+newest use of every key since the last time: a call on one of 100,000 keys would otherwise
+write a page at a random place in it, every call. Uses not yet in the table are kept in memory
+(and, after a crash, found again in the events past ``last_use_through``).
 """
 
 from __future__ import annotations
@@ -29,15 +36,13 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit_events (
     sequence INTEGER PRIMARY KEY, event_id TEXT NOT NULL, event_time TEXT NOT NULL,
     event_source TEXT NOT NULL, event_name TEXT NOT NULL, error_code TEXT,
-    hash TEXT NOT NULL, line TEXT NOT NULL
+    hash TEXT NOT NULL, line TEXT NOT NULL, used TEXT
 );
 CREATE INDEX IF NOT EXISTS audit_events_by_time ON audit_events (event_time);
 CREATE INDEX IF NOT EXISTS audit_events_by_name ON audit_events (event_name, sequence);
-CREATE TABLE IF NOT EXISTS audit_resources (
-    arn TEXT NOT NULL, sequence INTEGER NOT NULL, used INTEGER NOT NULL,
-    PRIMARY KEY (arn, sequence)
+CREATE TABLE IF NOT EXISTS audit_last_use (
+    arn TEXT PRIMARY KEY, sequence INTEGER NOT NULL
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS audit_key_use ON audit_resources (arn, sequence) WHERE used = 1;
 CREATE TABLE IF NOT EXISTS audit_head (
     id INTEGER PRIMARY KEY CHECK (id = 1), sequence INTEGER NOT NULL, hash TEXT NOT NULL
 );
@@ -45,9 +50,11 @@ CREATE TABLE IF NOT EXISTS audit_meta (name TEXT PRIMARY KEY, value TEXT NOT NUL
 """
 
 ROW_COLUMNS = "sequence, event_id, event_time, event_source, event_name, error_code, hash, line"
-RESOURCE_COLUMNS = "arn, sequence, used"
-CHUNK_ROWS = 64  # rows per INSERT at most (64 x 8 parameters, far below SQLite's limit)
+INSERT_COLUMNS = ROW_COLUMNS + ", used"
+CHUNK_ROWS = 64  # rows per INSERT at most (64 x 9 parameters, far below SQLite's limit)
 GENESIS = "0" * 64
+LAST_USE_FLUSH = 1.0  # seconds between writes of audit_last_use
+LAST_USE_THROUGH = "last_use_through"  # audit_meta: the sequence audit_last_use is complete to
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +69,6 @@ class NewEvent:
     error_code: str | None
     hash: str
     line: str
-    resources: tuple[str, ...] = ()  # ARNs the event names
     used: tuple[str, ...] = ()  # ARNs a successful cryptographic operation used
 
 
@@ -108,18 +114,50 @@ def _insert_chunked(
     width: int,
     rows: Sequence[tuple[object, ...]],
     *,
-    ignore: bool,
+    conflict: str = "",
 ) -> None:
-    """Insert ``rows`` with as few statements as the power-of-two chunk sizes allow."""
-    verb = "INSERT OR IGNORE" if ignore else "INSERT"
+    """Insert ``rows`` with as few statements as the power-of-two chunk sizes allow;
+    ``conflict`` is an upsert clause (``ON CONFLICT ...``) or nothing."""
     placeholder = "(" + ",".join("?" * width) + ")"
     start = 0
     while start < len(rows):
         size = min(CHUNK_ROWS, 1 << ((len(rows) - start).bit_length() - 1))
         chunk = rows[start : start + size]
-        sql = f"{verb} INTO {table} ({columns}) VALUES " + ",".join([placeholder] * size)
+        values = ",".join([placeholder] * size)
+        sql = f"INSERT INTO {table} ({columns}) VALUES {values} {conflict}"  # noqa: S608 (ours)
         db.execute(sql, [value for row in chunk for value in row])
         start += size
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """A store from before ``audit_last_use``: its ``audit_resources`` rows give the table, and
+    the events gain their ``used`` column (empty for the old ones, which the table covers)."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(audit_events)")}
+    old = db.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audit_resources'"
+    ).fetchone()
+    if "used" in columns and old is None:
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        if "used" not in columns:
+            db.execute("ALTER TABLE audit_events ADD COLUMN used TEXT")
+        if old is not None:
+            db.execute(
+                "INSERT OR REPLACE INTO audit_last_use SELECT arn, MAX(sequence)"
+                " FROM audit_resources WHERE used = 1 GROUP BY arn"
+            )
+            db.execute("DROP TABLE audit_resources")
+        db.execute(
+            "INSERT OR REPLACE INTO audit_meta SELECT ?, COALESCE(MAX(sequence), 0)"
+            " FROM audit_events",
+            (LAST_USE_THROUGH,),
+        )
+        db.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            db.execute("ROLLBACK")
+        raise
 
 
 class AuditStore:
@@ -129,6 +167,10 @@ class AuditStore:
         self.path = path
         self._read_lock = threading.Lock()
         self._failed: str | None = None
+        # Key uses committed with their events but not yet in audit_last_use: ARN -> sequence.
+        self._unflushed: dict[str, int] = {}
+        self._use_lock = threading.Lock()
+        self._flushed_at = time.monotonic()
         try:
             if readonly:
                 if not path.exists():
@@ -142,6 +184,8 @@ class AuditStore:
                     "INSERT OR IGNORE INTO audit_meta VALUES ('tracking_start', ?)",
                     (repr(time.time() if now is None else now),),
                 )
+                _migrate(self._writer)
+                self._unflushed = self._uses_after_last_flush(self._writer)
                 with contextlib.suppress(OSError):
                     path.chmod(0o600)
             self._reader = _connect(path, readonly=readonly)
@@ -150,6 +194,23 @@ class AuditStore:
 
     # -- writing (one thread) ---------------------------------------------------------------
 
+    @staticmethod
+    def _uses_after_last_flush(db: sqlite3.Connection) -> dict[str, int]:
+        """The key uses of the events audit_last_use does not cover yet (after a crash)."""
+        row = db.execute(
+            "SELECT value FROM audit_meta WHERE name = ?", (LAST_USE_THROUGH,)
+        ).fetchone()
+        through = int(row[0]) if row else 0
+        uses: dict[str, int] = {}
+        for sequence, used in db.execute(
+            "SELECT sequence, used FROM audit_events WHERE sequence > ? AND used IS NOT NULL"
+            " ORDER BY sequence",
+            (through,),
+        ):
+            for arn in used.split():
+                uses[arn] = sequence
+        return uses
+
     def append(self, events: Sequence[NewEvent]) -> None:
         """All of ``events`` and the new head in one durable transaction, or none of them."""
         db = self._writer
@@ -157,6 +218,10 @@ class AuditStore:
             raise StoreError("the audit store is open read-only")
         if self._failed is not None:
             raise StoreError(f"the audit store refuses writes after a failure: {self._failed}")
+        uses = {arn: e.sequence for e in events for arn in e.used}
+        now = time.monotonic()
+        flush = now - self._flushed_at >= LAST_USE_FLUSH
+        last = events[-1]
         try:
             db.execute("BEGIN IMMEDIATE")
             # Multi-row INSERTs in power-of-two chunks (a few cached statements): the sqlite3
@@ -164,15 +229,26 @@ class AuditStore:
             # this thread wrestle the event loop for the GIL dozens of times per batch.
             event_rows = [
                 (e.sequence, e.event_id, e.event_time, e.event_source, e.event_name,
-                 e.error_code, e.hash, e.line)
+                 e.error_code, e.hash, e.line, " ".join(e.used) or None)
                 for e in events
             ]  # fmt: skip
-            _insert_chunked(db, "audit_events", ROW_COLUMNS, 8, event_rows, ignore=False)
-            resource_rows = [
-                (arn, e.sequence, int(arn in e.used)) for e in events for arn in e.resources
-            ]
-            _insert_chunked(db, "audit_resources", RESOURCE_COLUMNS, 3, resource_rows, ignore=True)
-            last = events[-1]
+            _insert_chunked(db, "audit_events", INSERT_COLUMNS, 9, event_rows)
+            if flush:
+                with self._use_lock:
+                    due = {**self._unflushed, **uses}
+                _insert_chunked(
+                    db,
+                    "audit_last_use",
+                    "arn, sequence",
+                    2,
+                    sorted(due.items()),
+                    conflict="ON CONFLICT (arn) DO UPDATE"
+                    " SET sequence = max(sequence, excluded.sequence)",
+                )
+                db.execute(
+                    "INSERT OR REPLACE INTO audit_meta VALUES (?, ?)",
+                    (LAST_USE_THROUGH, str(last.sequence)),
+                )
             db.execute(
                 "INSERT INTO audit_head VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE"
                 " SET sequence = excluded.sequence, hash = excluded.hash",
@@ -184,6 +260,12 @@ class AuditStore:
                 db.execute("ROLLBACK")
             self._failed = f"{type(exc).__name__}: {exc}"
             raise StoreError(f"audit store write failed: {exc}") from None
+        with self._use_lock:  # after the commit: a reader finds a use here or in the table
+            if flush:
+                self._unflushed = {}
+                self._flushed_at = now
+            else:
+                self._unflushed.update(uses)
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -259,11 +341,16 @@ class AuditStore:
 
     def last_use(self, arn: str) -> AuditRow | None:
         """The latest event whose successful cryptographic operation used key ``arn``."""
+        with self._use_lock:
+            sequence = self._unflushed.get(arn)
+        if sequence is None:
+            rows = self._rows("SELECT sequence FROM audit_last_use WHERE arn = ?", arn)
+            if not rows:
+                return None
+            sequence = int(rows[0][0])
         rows = self._rows(
-            f"SELECT {', '.join('e.' + c for c in ROW_COLUMNS.split(', '))}"  # noqa: S608
-            " FROM audit_resources r JOIN audit_events e ON e.sequence = r.sequence"
-            " WHERE r.arn = ? AND r.used = 1 ORDER BY r.sequence DESC LIMIT 1",
-            arn,
+            f"SELECT {ROW_COLUMNS} FROM audit_events WHERE sequence = ?",  # noqa: S608
+            sequence,
         )
         return AuditRow(*rows[0]) if rows else None
 
