@@ -13,6 +13,8 @@ import ipaddress
 import json
 import logging
 import os
+import threading
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -207,6 +209,8 @@ class Node:
         self.keyring: Keyring | None = None
         self.store: SqliteStore | None = None
         self.root_key: RootKey | None = None
+        self._preload_stop = threading.Event()
+        self._preload: threading.Thread | None = None
 
     async def _load_secrets(
         self, config: Config | None
@@ -268,6 +272,10 @@ class Node:
         verify_ctx = client_ssl_context([self.paths.ca_cert])
 
         self._store = SqliteStore(self.paths.store)
+        self._preload = threading.Thread(
+            target=self._preload_keys, args=(self._store,), name="key-preload", daemon=True
+        )
+        self._preload.start()
         try:
             self._audit = AuditLog(
                 self.paths.audit, timeout=self.audit_timeout, now=now.timestamp()
@@ -416,7 +424,18 @@ class Node:
         log.info("idp   %s (OIDC issuer, %s key %s)", self.info.idp, key.algorithm, key.kid)
         return self.info
 
+    def _preload_keys(self, store: SqliteStore) -> None:
+        """The KMS keys' records and material into memory, beside the start: a node with
+        100,000 keys answers its first call on each from memory, as its later ones."""
+        started = time.monotonic()
+        count = store.preload_kms_keys(self._preload_stop)
+        if count:
+            log.info("cloud: %d keys read into memory in %.1f s", count, time.monotonic() - started)
+
     async def stop(self) -> None:
+        self._preload_stop.set()
+        if self._preload is not None:
+            await asyncio.to_thread(self._preload.join, 10.0)
         if self.sweeper is not None:  # before the store closes
             await self.sweeper.stop()
         if self._edge is not None:

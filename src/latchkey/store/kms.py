@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import sqlite3
 import sys
+import threading
 from dataclasses import fields
 from typing import Any
+from urllib.parse import quote
 
 from latchkey.store.base import KeyMaterialRecord, KmsKeyRecord
 from latchkey.store.sqlitedb import KEY_CACHE_SIZE, SqliteDatabase
@@ -100,13 +102,22 @@ def _material(row: sqlite3.Row) -> KeyMaterialRecord:
 
 class KmsTables(SqliteDatabase):
     """Mixed into the cloud store; uses its connection and write discipline. Key records and
-    material rows are read on every cryptographic call: cached until the next write."""
+    material rows are read on every cryptographic call: cached per key, until a write to that
+    key (each write here names its key)."""
 
     def save_kms_key(self, key: KmsKeyRecord, material: KeyMaterialRecord | None) -> None:
-        with self._write() as db:
+        """A new key (and its first material), then cached as written: a key is mostly used
+        soon after it is made."""
+        with self._write(keys=(key.key_id,)) as db:
             db.execute(KEY_INSERT, _key_row(key))
             if material is not None:
                 self._insert_material(db, material)
+        mark = self.reads.key_mark()  # after the commit: the rows below are the stored ones
+        if material is not None:
+            where = (key.key_id, material.version)
+            self.reads.seed("kms_material", where, material, mark, size=KEY_CACHE_SIZE)
+        record = _key_from_tuple(_key_row(key))  # its shared text interned
+        self.reads.seed("kms_key", key.key_id, record, mark, size=KEY_CACHE_SIZE)
 
     @staticmethod
     def _update_key(db: sqlite3.Connection, key: KmsKeyRecord) -> bool:
@@ -114,14 +125,14 @@ class KmsTables(SqliteDatabase):
         return cur.rowcount > 0
 
     def update_kms_key(self, key: KmsKeyRecord) -> bool:
-        with self._write() as db:
+        with self._write(keys=(key.key_id,)) as db:
             return self._update_key(db, key)
 
     def load_kms_key(self, key_id: str) -> KmsKeyRecord | None:
         """The key, read with its current material (which is then cached too)."""
 
         def load() -> KmsKeyRecord | None:
-            generation = self.generation  # as ``cached`` took it: before the read
+            mark = self.reads.key_mark()  # as ``cached_for_key`` took it: before the read
             with self._lock:
                 row = self._db.execute(KEY_WITH_MATERIAL, (key_id,)).fetchone()
             if row is None:
@@ -130,10 +141,44 @@ class KmsTables(SqliteDatabase):
             if row[_KEY_WIDTH] is not None:  # a key waiting for imported material has none
                 material = _material_from_tuple(row[_KEY_WIDTH:])
                 where = (key_id, record.current_version)
-                self._seed("kms_material", where, material, generation, KEY_CACHE_SIZE)
+                self.reads.seed("kms_material", where, material, mark, size=KEY_CACHE_SIZE)
             return record
 
-        return self.cached("kms_key", key_id, load, size=KEY_CACHE_SIZE)
+        return self.reads.cached_for_key("kms_key", key_id, key_id, load, size=KEY_CACHE_SIZE)
+
+    def preload_kms_keys(self, stop: threading.Event, *, chunk: int = 1000) -> int:
+        """Read the newest ``KEY_CACHE_SIZE`` keys and their current material into the cache,
+        on a connection of its own (a thread at start; the event loop's reads never wait for
+        it); ``stop`` ends it early. Returns how many keys it cached. A key written while it
+        runs is marked stale as any other, so it never serves old rows."""
+        mark = self.reads.key_mark()  # before the read
+        uri = f"file:{quote(str(self.path))}?mode=ro"
+        db = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        count = 0
+        try:
+            db.execute("BEGIN")  # one snapshot for the count and the rows
+            total = int(db.execute("SELECT COUNT(*) FROM kms_keys").fetchone()[0])
+            # In the order the keys were made (rowid: no sort), the newest last: the last
+            # to be evicted.
+            cur = db.execute(
+                f"{KEY_WITH_MATERIAL.partition(' WHERE ')[0]} ORDER BY k.rowid LIMIT ? OFFSET ?",
+                (KEY_CACHE_SIZE, max(0, total - KEY_CACHE_SIZE)),
+            )
+            while not stop.is_set() and (rows := cur.fetchmany(chunk)):
+                for row in rows:
+                    record = _key_from_tuple(row)
+                    key_id = record.key_id
+                    if row[_KEY_WIDTH] is not None:
+                        material = _material_from_tuple(row[_KEY_WIDTH:])
+                        where = (key_id, record.current_version)
+                        self.reads.seed("kms_material", where, material, mark, size=KEY_CACHE_SIZE)
+                    self.reads.seed("kms_key", key_id, record, mark, size=KEY_CACHE_SIZE)
+                count += len(rows)
+        except sqlite3.Error:
+            return count  # only a head start: every key still loads on its first use
+        finally:
+            db.close()
+        return count
 
     def list_kms_keys(self, account: str, region: str) -> list[KmsKeyRecord]:
         rows = self._rows(
@@ -144,7 +189,7 @@ class KmsTables(SqliteDatabase):
         return [KmsKeyRecord(**dict(r)) for r in rows]
 
     def delete_kms_key(self, key_id: str) -> bool:
-        with self._write() as db:
+        with self._write(keys=(key_id,)) as db:
             db.execute("DELETE FROM kms_key_material WHERE key_id = ?", (key_id,))
             return db.execute("DELETE FROM kms_keys WHERE key_id = ?", (key_id,)).rowcount > 0
 
@@ -155,7 +200,8 @@ class KmsTables(SqliteDatabase):
     def save_key_material(
         self, material: KeyMaterialRecord, key: KmsKeyRecord | None = None
     ) -> None:
-        with self._write() as db:
+        keys = {material.key_id} | ({key.key_id} if key is not None else set())
+        with self._write(keys=keys) as db:
             self._insert_material(db, material)
             if key is not None:
                 self._update_key(db, key)
@@ -167,7 +213,8 @@ class KmsTables(SqliteDatabase):
             )
             return _material(rows[0]) if rows else None
 
-        return self.cached("kms_material", (key_id, version), load, size=KEY_CACHE_SIZE)
+        where = (key_id, version)
+        return self.reads.cached_for_key("kms_material", key_id, where, load, size=KEY_CACHE_SIZE)
 
     def list_key_materials(self, key_id: str) -> list[KeyMaterialRecord]:
         rows = self._rows(
@@ -180,5 +227,5 @@ class KmsTables(SqliteDatabase):
         sql = "DELETE FROM kms_key_material WHERE key_id = ?"
         if imported_only:
             sql += " AND imported = 1"
-        with self._write() as db:
+        with self._write(keys=(key_id,)) as db:
             return db.execute(sql, (key_id,)).rowcount

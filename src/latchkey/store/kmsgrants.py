@@ -103,7 +103,7 @@ class KmsGrantTables(SqliteDatabase):
     """Mixed into the cloud store; uses its connection and write discipline."""
 
     def add_kms_grant(self, grant: KmsGrantRecord, *, limit: int) -> KmsGrantRecord:
-        with self._write() as db:
+        with self._write(keys=()) as db:
             if grant.name is not None:
                 cur = db.execute(
                     f"{_SELECT} WHERE key_id = ? AND name = ? ORDER BY created, grant_id",
@@ -161,5 +161,5 @@ class KmsGrantTables(SqliteDatabase):
         return [_grant(r) for r in self._rows(sql, *args)]
 
     def delete_kms_grant(self, grant_id: str) -> bool:
-        with self._write() as db:
+        with self._write(keys=()) as db:
             return db.execute("DELETE FROM kms_grants WHERE grant_id = ?", (grant_id,)).rowcount > 0

@@ -58,7 +58,7 @@ class KmsImportTables(SqliteDatabase):
 
     def save_import_token(self, token: ImportTokenRecord, *, keep: int) -> None:
         """Save ``token``; the key keeps at most ``keep`` tokens (the oldest go first)."""
-        with self._write() as db:
+        with self._write(keys=()) as db:
             db.execute(TOKEN_INSERT, tuple(getattr(token, c) for c in TOKEN_COLUMNS))
             db.execute(
                 "DELETE FROM kms_import_tokens WHERE key_id = ? AND token_id NOT IN ("
@@ -72,7 +72,7 @@ class KmsImportTables(SqliteDatabase):
         return ImportTokenRecord(**dict(rows[0])) if rows else None
 
     def delete_import_tokens_expired_before(self, when: float) -> int:
-        with self._write() as db:
+        with self._write(keys=()) as db:
             return db.execute("DELETE FROM kms_import_tokens WHERE valid_to < ?", (when,)).rowcount
 
     def load_import_fingerprint(self, key_id: str) -> ImportFingerprintRecord | None:
@@ -87,7 +87,7 @@ class KmsImportTables(SqliteDatabase):
     ) -> None:
         """In one transaction: replace the key's imported material with ``material``, update
         the key and, on the first import, record the material's fingerprint."""
-        with self._write() as db:
+        with self._write(keys={material.key_id, key.key_id}) as db:
             db.execute(
                 "DELETE FROM kms_key_material WHERE key_id = ? AND version = ? AND imported = 1",
                 (material.key_id, material.version),
@@ -103,7 +103,7 @@ class KmsImportTables(SqliteDatabase):
     def delete_imported_key_material(self, key: KmsKeyRecord) -> int:
         """Delete the key's imported material; the key becomes PendingImport (or stays
         PendingDeletion). Returns how many material versions went."""
-        with self._write() as db:
+        with self._write(keys=(key.key_id,)) as db:
             return self._drop_imported(db, key)
 
     @staticmethod

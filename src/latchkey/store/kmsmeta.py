@@ -52,7 +52,7 @@ class KmsMetaTables(SqliteDatabase):
     def save_kms_alias(self, alias: KmsAliasRecord, *, limit: int) -> None:
         """A new alias (``Conflict`` if the name is taken, ``LimitReached`` past ``limit``
         aliases on its key; nothing changes then)."""
-        with self._write() as db:
+        with self._write(keys=()) as db:
             db.execute(
                 "INSERT INTO kms_aliases VALUES (?,?,?,?,?,?)",
                 (alias.account, alias.region, alias.name, alias.key_id, alias.created,
@@ -64,7 +64,7 @@ class KmsMetaTables(SqliteDatabase):
         self, account: str, region: str, name: str, key_id: str, updated: float, *, limit: int
     ) -> bool:
         """Point an existing alias at another key; False when there is no such alias."""
-        with self._write() as db:
+        with self._write(keys=()) as db:
             cur = db.execute(
                 "UPDATE kms_aliases SET key_id = ?, updated = ?"
                 " WHERE account = ? AND region = ? AND name = ?",
@@ -76,7 +76,7 @@ class KmsMetaTables(SqliteDatabase):
             return True
 
     def delete_kms_alias(self, account: str, region: str, name: str) -> bool:
-        with self._write() as db:
+        with self._write(keys=()) as db:
             cur = db.execute(
                 "DELETE FROM kms_aliases WHERE account = ? AND region = ? AND name = ?",
                 (account, region, name),
@@ -114,7 +114,7 @@ class KmsMetaTables(SqliteDatabase):
 
     def tag_kms_key(self, key_id: str, tags: Sequence[tuple[str, str]], *, limit: int) -> None:
         """Add or replace tags (``LimitReached`` past ``limit`` tags; nothing changes then)."""
-        with self._write() as db:
+        with self._write(keys=()) as db:
             db.executemany(
                 "INSERT INTO kms_key_tags VALUES (?,?,?) ON CONFLICT (key_id, tag_key)"
                 " DO UPDATE SET tag_value = excluded.tag_value",
@@ -125,7 +125,7 @@ class KmsMetaTables(SqliteDatabase):
                 raise LimitReached(f"more than {limit} tags on key {key_id}")
 
     def untag_kms_key(self, key_id: str, tag_keys: Sequence[str]) -> None:
-        with self._write() as db:
+        with self._write(keys=()) as db:
             db.executemany(
                 "DELETE FROM kms_key_tags WHERE key_id = ? AND tag_key = ?",
                 [(key_id, k) for k in tag_keys],
@@ -145,7 +145,7 @@ class KmsMetaTables(SqliteDatabase):
 
     def promote_key_material(self, key: KmsKeyRecord, version: int, rotation_type: str) -> None:
         """Make a stored material version current (``key`` names it): one transaction."""
-        with self._write() as db:
+        with self._write(keys=(key.key_id,)) as db:
             db.execute(
                 "UPDATE kms_key_material SET rotation_type = ? WHERE key_id = ? AND version = ?",
                 (rotation_type, key.key_id, version),

@@ -122,11 +122,11 @@ class SqliteStore(KmsGrantTables, KmsMetaTables, KmsImportTables, KmsTables, Sql
             raise LimitReached(f"more than {limit} tags on {arn}")
 
     def tag_resource(self, arn: str, tags: Sequence[tuple[str, str]], *, limit: int) -> None:
-        with self._write() as db:
+        with self._write(keys=()) as db:
             self._put_tags(db, arn, tags, limit)
 
     def untag_resource(self, arn: str, keys: Sequence[str]) -> None:
-        with self._write() as db:
+        with self._write(keys=()) as db:
             db.executemany(
                 "DELETE FROM iam_tags WHERE arn = ? AND key_match = ?",
                 [(arn, tag_key_match(arn, key)) for key in keys],
@@ -139,7 +139,7 @@ class SqliteStore(KmsGrantTables, KmsMetaTables, KmsImportTables, KmsTables, Sql
     # -- iam: OIDC providers --------------------------------------------------------------
 
     def save_oidc_provider(self, provider: OidcProviderRecord) -> None:
-        with self._write() as db:
+        with self._write(keys=()) as db:
             db.execute(
                 "INSERT INTO iam_oidc_providers VALUES (?,?,?,?,?)",
                 (
@@ -178,7 +178,7 @@ class SqliteStore(KmsGrantTables, KmsMetaTables, KmsImportTables, KmsTables, Sql
         client_ids: tuple[str, ...] | None = None,
         thumbprints: tuple[str, ...] | None = None,
     ) -> bool:
-        with self._write() as db:
+        with self._write(keys=()) as db:
             found = self._count(db, "SELECT COUNT(*) FROM iam_oidc_providers WHERE arn = ?", arn)
             if client_ids is not None:
                 db.execute(
@@ -193,14 +193,14 @@ class SqliteStore(KmsGrantTables, KmsMetaTables, KmsImportTables, KmsTables, Sql
             return found > 0
 
     def delete_oidc_provider(self, arn: str) -> bool:
-        with self._write() as db:
+        with self._write(keys=()) as db:
             db.execute("DELETE FROM iam_tags WHERE arn = ?", (arn,))
             return db.execute("DELETE FROM iam_oidc_providers WHERE arn = ?", (arn,)).rowcount > 0
 
     # -- iam: roles -----------------------------------------------------------------------
 
     def save_role(self, role: RoleRecord) -> None:
-        with self._write() as db:
+        with self._write(keys=()) as db:
             db.execute(
                 f"INSERT INTO iam_roles ({ROLE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)",  # noqa: S608
                 (
@@ -241,7 +241,7 @@ class SqliteStore(KmsGrantTables, KmsMetaTables, KmsImportTables, KmsTables, Sql
     def update_role(
         self, name: str, *, description: str | None = None, max_session_duration: int | None = None
     ) -> bool:
-        with self._write() as db:
+        with self._write(keys=()) as db:
             found = self._count(db, "SELECT COUNT(*) FROM iam_roles WHERE name = ?", name)
             if description is not None:
                 db.execute(
@@ -255,13 +255,13 @@ class SqliteStore(KmsGrantTables, KmsMetaTables, KmsImportTables, KmsTables, Sql
             return found > 0
 
     def update_role_trust_policy(self, role_name: str, document: str) -> None:
-        with self._write() as db:
+        with self._write(keys=()) as db:
             db.execute(
                 "UPDATE iam_roles SET trust_policy = ? WHERE name = ?", (document, role_name)
             )
 
     def delete_role(self, name: str) -> bool:
-        with self._write() as db:
+        with self._write(keys=()) as db:
             rows = db.execute("SELECT arn FROM iam_roles WHERE name = ?", (name,)).fetchall()
             if not rows:
                 return False
@@ -279,7 +279,7 @@ class SqliteStore(KmsGrantTables, KmsMetaTables, KmsImportTables, KmsTables, Sql
             return True
 
     def put_role_policy(self, role_name: str, policy_name: str, document: str) -> None:
-        with self._write() as db:
+        with self._write(keys=()) as db:
             db.execute(
                 "INSERT INTO iam_role_policies VALUES (?,?,?) ON CONFLICT (role_name, policy_name)"
                 " DO UPDATE SET document = excluded.document",
@@ -287,7 +287,7 @@ class SqliteStore(KmsGrantTables, KmsMetaTables, KmsImportTables, KmsTables, Sql
             )
 
     def delete_role_policy(self, role_name: str, policy_name: str) -> bool:
-        with self._write() as db:
+        with self._write(keys=()) as db:
             cur = db.execute(
                 "DELETE FROM iam_role_policies WHERE role_name = ? AND policy_name = ?",
                 (role_name, policy_name),
@@ -305,7 +305,7 @@ class SqliteStore(KmsGrantTables, KmsMetaTables, KmsImportTables, KmsTables, Sql
         self, table: str, column: str, owners: str, owner: str, policy_arn: str, limit: int
     ) -> bool:
         """Attach once (idempotent); False when the owner or the policy does not exist."""
-        with self._write() as db:
+        with self._write(keys=()) as db:
             exists = self._count(
                 db,
                 f"SELECT (SELECT COUNT(*) FROM {owners} WHERE name = ?)"  # noqa: S608
@@ -330,7 +330,7 @@ class SqliteStore(KmsGrantTables, KmsMetaTables, KmsImportTables, KmsTables, Sql
             return True
 
     def _detach(self, table: str, column: str, owner: str, policy_arn: str) -> bool:
-        with self._write() as db:
+        with self._write(keys=()) as db:
             cur = db.execute(
                 f"DELETE FROM {table} WHERE {column} = ? AND policy_arn = ?",  # noqa: S608
                 (owner, policy_arn),
@@ -340,7 +340,7 @@ class SqliteStore(KmsGrantTables, KmsMetaTables, KmsImportTables, KmsTables, Sql
     # -- iam: managed policies ------------------------------------------------------------
 
     def save_managed_policy(self, policy: ManagedPolicyRecord) -> None:
-        with self._write() as db:
+        with self._write(keys=()) as db:
             db.execute(
                 "INSERT INTO iam_managed_policies VALUES (?,?,?,?,?,?,?,?)",
                 (
@@ -408,7 +408,7 @@ class SqliteStore(KmsGrantTables, KmsMetaTables, KmsImportTables, KmsTables, Sql
         ]
 
     def delete_managed_policy(self, arn: str) -> bool:
-        with self._write() as db:
+        with self._write(keys=()) as db:
             if not self._count(db, "SELECT COUNT(*) FROM iam_managed_policies WHERE arn = ?", arn):
                 return False
             attached = self._count(
@@ -428,7 +428,7 @@ class SqliteStore(KmsGrantTables, KmsMetaTables, KmsImportTables, KmsTables, Sql
     # -- iam: users -----------------------------------------------------------------------
 
     def save_user(self, user: UserRecord) -> None:
-        with self._write() as db:
+        with self._write(keys=()) as db:
             db.execute(
                 "INSERT INTO iam_users VALUES (?,?,?,?,?)",
                 (user.name, user.arn, user.user_id, user.path, user.created),
@@ -468,7 +468,7 @@ class SqliteStore(KmsGrantTables, KmsMetaTables, KmsImportTables, KmsTables, Sql
         return [self._user(r) for r in rows if _under(r["path"], path_prefix)]
 
     def delete_user(self, name: str) -> bool:
-        with self._write() as db:
+        with self._write(keys=()) as db:
             rows = db.execute("SELECT arn FROM iam_users WHERE name = ?", (name,)).fetchall()
             if not rows:
                 return False
@@ -494,7 +494,7 @@ class SqliteStore(KmsGrantTables, KmsMetaTables, KmsImportTables, KmsTables, Sql
             return True
 
     def put_user_policy(self, user_name: str, policy_name: str, document: str) -> None:
-        with self._write() as db:
+        with self._write(keys=()) as db:
             db.execute(
                 "INSERT INTO iam_user_policies VALUES (?,?,?) ON CONFLICT (user_name, policy_name)"
                 " DO UPDATE SET document = excluded.document",
@@ -502,7 +502,7 @@ class SqliteStore(KmsGrantTables, KmsMetaTables, KmsImportTables, KmsTables, Sql
             )
 
     def delete_user_policy(self, user_name: str, policy_name: str) -> bool:
-        with self._write() as db:
+        with self._write(keys=()) as db:
             cur = db.execute(
                 "DELETE FROM iam_user_policies WHERE user_name = ? AND policy_name = ?",
                 (user_name, policy_name),
@@ -530,12 +530,12 @@ class SqliteStore(KmsGrantTables, KmsMetaTables, KmsImportTables, KmsTables, Sql
         )  # fmt: skip
 
     def save_access_key(self, key: AccessKeyRecord) -> None:
-        with self._write() as db:
+        with self._write(keys=()) as db:
             self._insert_key(db, key)
 
     def add_access_key(self, key: AccessKeyRecord, *, limit: int) -> None:
         """Save a long-term key unless its principal already holds ``limit`` of that kind."""
-        with self._write() as db:
+        with self._write(keys=()) as db:
             held = self._count(
                 db,
                 "SELECT COUNT(*) FROM access_keys WHERE principal_arn = ? AND kind = ?",
@@ -569,7 +569,7 @@ class SqliteStore(KmsGrantTables, KmsMetaTables, KmsImportTables, KmsTables, Sql
         return [self._key(r) for r in rows]
 
     def set_access_key_status(self, access_key_id: str, status: str) -> bool:
-        with self._write() as db:
+        with self._write(keys=()) as db:
             cur = db.execute(
                 "UPDATE access_keys SET status = ? WHERE access_key_id = ?",
                 (status, access_key_id),
@@ -577,12 +577,12 @@ class SqliteStore(KmsGrantTables, KmsMetaTables, KmsImportTables, KmsTables, Sql
             return cur.rowcount > 0
 
     def delete_access_key(self, access_key_id: str) -> bool:
-        with self._write() as db:
+        with self._write(keys=()) as db:
             cur = db.execute("DELETE FROM access_keys WHERE access_key_id = ?", (access_key_id,))
             return cur.rowcount > 0
 
     def delete_expired_access_keys(self, now: float) -> int:
-        with self._write() as db:
+        with self._write(keys=()) as db:
             cur = db.execute(
                 "DELETE FROM access_keys WHERE expiration IS NOT NULL AND expiration < ?", (now,)
             )

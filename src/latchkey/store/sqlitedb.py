@@ -10,14 +10,14 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Collection, Hashable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import TypeVar
 
 from latchkey.store.base import Conflict, StoreError
+from latchkey.store.readcache import GENERAL_SIZE, ReadCache
 
 T = TypeVar("T")
-READ_CACHE_SIZE = 4096  # entries per cached query, unless the query asks for more
 # Queries every KMS call makes per key (the key's record, its material): sized so that a busy
 # cloud with 100,000 keys in use still answers from memory (about 1 KiB per key).
 KEY_CACHE_SIZE = 131072
@@ -32,12 +32,9 @@ class SqliteDatabase:
         self.path = path
         self._lock = threading.RLock()
         self._failed: str | None = None
-        # Bumped after every write transaction that changed a row, and after every one that
-        # failed: read caches keyed on it (take it *before* reading the rows) can never serve a
-        # value older than a write. A transaction that changed nothing (a sweep with nothing
-        # due) leaves it, so the caches survive it.
-        self.generation = 0
-        self._caches: dict[str, dict[Hashable, tuple[int, Any]]] = {}
+        # Told of every write transaction that changed a row, and of every one that failed; a
+        # transaction that changed nothing (a sweep with nothing due) leaves the caches be.
+        self.reads = ReadCache()
         try:
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -66,7 +63,10 @@ class SqliteDatabase:
             raise
 
     @contextlib.contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self, keys: Collection[str] | None = None) -> Iterator[sqlite3.Connection]:
+        """One write transaction. ``keys``: the KMS keys whose rows (``kms_keys``,
+        ``kms_key_material``) it may change, ``()`` for none; ``None`` (any) unless the
+        caller is sure, since a key missing there would be served stale."""
         with self._lock:
             if self._failed is not None:
                 raise StoreError(f"store refuses writes after an earlier failure: {self._failed}")
@@ -76,56 +76,31 @@ class SqliteDatabase:
                 yield self._db
                 self._db.execute("COMMIT")
                 if self._db.total_changes != changes:
-                    self.generation += 1
+                    self.reads.changed(keys)
             except sqlite3.IntegrityError as exc:
                 self._db.execute("ROLLBACK")
-                self.generation += 1
+                self.reads.changed(None)
                 raise Conflict(str(exc)) from None
             except sqlite3.Error as exc:
                 with contextlib.suppress(sqlite3.Error):
                     self._db.execute("ROLLBACK")
-                self.generation += 1
+                self.reads.changed(None)
                 self._failed = f"{type(exc).__name__}: {exc}"
                 raise StoreError(f"write failed: {exc}") from None
             except BaseException:
                 with contextlib.suppress(sqlite3.Error):
                     self._db.execute("ROLLBACK")
-                self.generation += 1
+                self.reads.changed(None)
                 raise
 
     def cached(
-        self, name: str, key: Hashable, load: Callable[[], T], *, size: int = READ_CACHE_SIZE
+        self, name: str, key: Hashable, load: Callable[[], T], *, size: int = GENERAL_SIZE
     ) -> T:
-        """``load()``'s value, remembered until the next write to this database. Values must
-        be immutable (frozen records, tuples): every caller shares them. ``load`` may derive
-        its value from reads of this database only (e.g. an authorization decision). At most
-        ``size`` entries per ``name``; the oldest goes first."""
-        generation = self.generation  # before the read: a write after it makes this stale
-        cache = self._caches.setdefault(name, {})
-        hit = cache.get(key)
-        if hit is not None and hit[0] == generation:
-            return cast(T, hit[1])
-        value = load()
-        self._remember(cache, key, value, generation, size)
-        return value
-
-    def _seed(self, name: str, key: Hashable, value: object, generation: int, size: int) -> None:
-        """Put a value read along with another (same query, same ``generation``, taken before
-        the read) into cache ``name``, so the next ``cached`` call finds it."""
-        self._remember(self._caches.setdefault(name, {}), key, value, generation, size)
-
-    @staticmethod
-    def _remember(
-        cache: dict[Hashable, tuple[int, Any]],
-        key: Hashable,
-        value: object,
-        generation: int,
-        size: int,
-    ) -> None:
-        cache.pop(key, None)  # re-inserted below: a renewed entry is the newest
-        while len(cache) >= size:
-            del cache[next(iter(cache))]
-        cache[key] = (generation, value)
+        """``load()``'s value, remembered until the next write that changes a row of this
+        database. Values must be immutable (frozen records, tuples): every caller shares them.
+        ``load`` may derive its value from reads of this database only (e.g. an authorization
+        decision). At most ``size`` entries per ``name``; the oldest goes first."""
+        return self.reads.cached(name, key, load, size=size)
 
     def _rows(self, sql: str, *args: object) -> list[sqlite3.Row]:
         with self._lock:
