@@ -3,7 +3,6 @@ per-key limit, paging, the retirable-grant filter, and grants going with their k
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +14,6 @@ from latchkey.store.sqlite import SqliteStore
 ACCOUNT = "000000000000"
 ROOT = f"arn:aws:iam::{ACCOUNT}:root"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/app"
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteStore]:
-    made = SqliteStore(tmp_path / "latchkey.db")
-    yield made
-    made.close()
 
 
 def kms_key(store: SqliteStore, key_id: str, *, account: str = ACCOUNT,

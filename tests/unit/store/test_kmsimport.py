@@ -4,7 +4,6 @@ back to PendingImport, and everything cascading with its key."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,13 +19,6 @@ from latchkey.store.base import (
 from latchkey.store.sqlite import SqliteStore
 
 ACCOUNT = "000000000000"
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteStore]:
-    made = SqliteStore(tmp_path / "latchkey.db")
-    yield made
-    made.close()
 
 
 def key(key_id: str, **extra: object) -> KmsKeyRecord:

@@ -4,7 +4,6 @@ round trips, uniqueness, limits that change nothing, and everything going with i
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,13 +19,6 @@ from latchkey.store.base import (
 from latchkey.store.sqlite import SqliteStore
 
 ACCOUNT, REGION = "000000000000", "us-east-1"
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteStore]:
-    made = SqliteStore(tmp_path / "latchkey.db")
-    yield made
-    made.close()
 
 
 def key(n: int, **extra: object) -> KmsKeyRecord:

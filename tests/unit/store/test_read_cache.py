@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,13 +18,6 @@ from latchkey.store.sqlite import SqliteStore
 TRUST = '{"Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"sts:AssumeRole"}]}'
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteStore]:
-    made = SqliteStore(tmp_path / "latchkey.db")
-    yield made
-    made.close()
-
-
 def loader(values: list[str], calls: list[str]) -> Callable[[], str]:
     def load() -> str:
         calls.append(values[-1])
@@ -34,7 +27,7 @@ def loader(values: list[str], calls: list[str]) -> Callable[[], str]:
 
 
 def test_a_write_that_changes_nothing_keeps_the_cache(store: SqliteStore) -> None:
-    values, calls = ["first"], []
+    values, calls = ["first"], list[str]()
     load = loader(values, calls)
     assert store.cached("t", "k", load) == "first"
     # The sweeper's jobs with nothing due: DELETEs and SELECTs in a write transaction.
@@ -46,7 +39,7 @@ def test_a_write_that_changes_nothing_keeps_the_cache(store: SqliteStore) -> Non
 
 
 def test_a_write_that_changes_a_row_drops_every_cached_value(store: SqliteStore) -> None:
-    values, calls = ["first"], []
+    values, calls = ["first"], list[str]()
     load = loader(values, calls)
     store.cached("t", "k", load)
     store.save_role(
@@ -66,7 +59,7 @@ def test_a_write_that_changes_a_row_drops_every_cached_value(store: SqliteStore)
 
 
 def test_a_failed_write_drops_the_cache_too(store: SqliteStore) -> None:
-    values, calls = ["first"], []
+    values, calls = ["first"], list[str]()
     load = loader(values, calls)
     store.cached("t", "k", load)
     with pytest.raises(RuntimeError), store._write():
@@ -79,7 +72,11 @@ def test_the_oldest_entry_goes_first(store: SqliteStore) -> None:
     loaded: list[str] = []
 
     def load(name: str) -> Callable[[], str]:
-        return lambda: loaded.append(name) or name
+        def read() -> str:
+            loaded.append(name)
+            return name
+
+        return read
 
     for name in ("a", "b", "c", "b", "a"):
         store.cached("t", name, load(name), size=2)
@@ -178,12 +175,17 @@ def test_too_many_written_keys_to_remember_drop_every_key(
     monkeypatch.setattr(readcache, "KEY_WRITES_KEPT", 2)
     reads = ReadCache()
     loads: list[str] = []
-    reads.cached_for_key("t", "k", "k", lambda: loads.append("k") or "v", size=8)
+
+    def load() -> str:
+        loads.append("k")
+        return "v"
+
+    reads.cached_for_key("t", "k", "k", load, size=8)
     reads.changed(["x", "y"])
-    reads.cached_for_key("t", "k", "k", lambda: loads.append("k") or "v", size=8)
+    reads.cached_for_key("t", "k", "k", load, size=8)
     assert loads == ["k"]  # two others written: "k" stays
     reads.changed(["z"])  # a third: no longer tracked one by one
-    reads.cached_for_key("t", "k", "k", lambda: loads.append("k") or "v", size=8)
+    reads.cached_for_key("t", "k", "k", load, size=8)
     assert loads == ["k", "k"]
 
 

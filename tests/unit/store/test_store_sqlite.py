@@ -5,7 +5,6 @@ release."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +25,6 @@ from latchkey.store.sqlite import SqliteStore
 ACCOUNT = "000000000000"
 DOC = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:*","Resource":"*"}]}'
 TRUST = '{"Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"sts:AssumeRole"}]}'
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteStore]:
-    made = SqliteStore(tmp_path / "latchkey.db")
-    yield made
-    made.close()
 
 
 def role(name: str, path: str = "/", **extra: Any) -> RoleRecord:
