@@ -22,7 +22,10 @@ from typing import Any, TypeVar, cast
 
 T = TypeVar("T")
 GENERAL_SIZE = 4096  # entries per general cache, unless the caller asks for more
-KEY_WRITES_KEPT = 65536  # keys remembered as written; beyond it, every key's entries go
+# Keys remembered as written since the last write that named none (about 100 bytes each);
+# beyond it, every key's entries go at once. Twice the key caches' size: making 100,000 keys
+# in a row must not empty the cache of the first 65,536.
+KEY_WRITES_KEPT = 262_144
 
 
 class ReadCache:
