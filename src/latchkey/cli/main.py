@@ -70,6 +70,16 @@ def _seconds(value: str) -> float:
     return seconds
 
 
+def _microseconds(value: str) -> int:
+    try:
+        micros = int(value)
+    except ValueError:
+        micros = -1
+    if not 0 <= micros <= 10_000:
+        raise argparse.ArgumentTypeError(f"expected microseconds in [0, 10000], got {value!r}")
+    return micros
+
+
 def _edge_settings(args: argparse.Namespace) -> EdgeSettings:
     from latchkey.edge.server import EdgeSettings  # the edge's imports only for `up`
 
@@ -80,6 +90,7 @@ def _edge_settings(args: argparse.Namespace) -> EdgeSettings:
         connect_timeout=args.upstream_connect_timeout,
         response_timeout=args.upstream_timeout,
         max_body_bytes=args.max_body_bytes,
+        busy_poll=args.busy_poll / 1e6,
     )
 
 
@@ -190,6 +201,16 @@ def build_parser() -> argparse.ArgumentParser:
         default=8 * 1024 * 1024,
         metavar="N",
         help="largest request body the edge buffers (413 beyond; default 8 MiB)",
+    )
+    up.add_argument(
+        "--busy-poll",
+        type=_microseconds,
+        default=300,
+        metavar="US",
+        help="while the only request in progress waits for an upstream that answered within "
+        "US microseconds last time, poll instead of sleeping for at most that long (a "
+        "wake-up from idle costs more than a local upstream's answer); 0 turns it off "
+        "(default 300)",
     )
     up.add_argument(
         "--idp-algorithm",

@@ -64,6 +64,7 @@ from latchkey.edge.transparent import (
 )
 from latchkey.edge.trust import TrustVerifier, extract_token
 from latchkey.edge.upstream import StreamedResponse, UpstreamError, UpstreamPool, UpstreamTimeout
+from latchkey.http.busypoll import BusyPoll
 from latchkey.http.conn import Conn, accept
 from latchkey.http.h1 import (
     MAX_BODY_BYTES,
@@ -109,6 +110,9 @@ class EdgeSettings:
     max_body_bytes: int = MAX_BODY_BYTES  # 413 beyond (buffered bodies)
     connect_timeout: float = 10.0  # upstream connect (TCP + TLS), 504 beyond
     response_timeout: float = 60.0  # upstream answer, 504 beyond
+    # While an upstream that answered within this many seconds last time is awaited, the loop
+    # polls instead of sleeping (see ``latchkey.http.busypoll``); 0 turns that off.
+    busy_poll: float = 0.0003
 
 
 def deny_response(
@@ -189,6 +193,7 @@ class Edge:
         self._events_timer: asyncio.TimerHandle | None = None
         self._event_second: dt.datetime | None = None
         self._event_prefix = ""
+        self._busy = BusyPoll(self._settings.busy_poll)  # peers: server workload names
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
         loop = asyncio.get_running_loop()
@@ -590,12 +595,16 @@ class Edge:
             if request.streamed:
                 timeout = self._settings.header_timeout
                 body = ClientBody(conn, parser, pending, request, timeout=timeout)
-            answer, outcome = await self._handle(request, evidence, server, host, body, memo)
-            response = answer.head if isinstance(answer, StreamedResponse) else answer
-            # A body left unread cannot be skipped safely: close after answering.
-            unread = body is not None and not body.finished
-            response.keep_alive = response.keep_alive and request.keep_alive and not unread
-            await self._answer(conn, request, answer)
+            self._busy.working += 1
+            try:
+                answer, outcome = await self._handle(request, evidence, server, host, body, memo)
+                response = answer.head if isinstance(answer, StreamedResponse) else answer
+                # A body left unread cannot be skipped safely: close after answering.
+                unread = body is not None and not body.finished
+                response.keep_alive = response.keep_alive and request.keep_alive and not unread
+                await self._answer(conn, request, answer)
+            finally:
+                self._busy.working -= 1
             latency = (time.perf_counter() - started) * 1000
             self.metrics.count_request(server.name, outcome.decision, outcome.reason or "")
             if access_log.isEnabledFor(logging.DEBUG):  # a trace; the access events are the record
@@ -775,6 +784,7 @@ class Edge:
             allowed.detail = str(exc)
             return _plain(400, str(exc)), allowed
         sent = time.perf_counter()
+        self._busy.awaiting(server.name)
         try:
             answer = await self._upstream.exchange(
                 upstream,
@@ -797,7 +807,10 @@ class Edge:
         except ProtocolError as exc:
             allowed.detail = str(exc)
             return _plain(exc.status, str(exc)), allowed
-        self.metrics.observe_upstream(server.name, time.perf_counter() - sent)
+        finally:
+            took = time.perf_counter() - sent
+            self._busy.answered(server.name, took)
+        self.metrics.observe_upstream(server.name, took)
         response = answer.head if isinstance(answer, StreamedResponse) else answer
         if extra_hop_by_hop(response.header_values("connection")):
             response.headers = end_to_end(response.headers)
