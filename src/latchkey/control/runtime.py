@@ -114,6 +114,7 @@ class EventRecorder:
         self._pending: deque[AccessEvent] = deque(maxlen=MAX_PENDING_EVENTS)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._fd: int | None = None  # the JSON-lines file, once written to
         self.dropped = 0
 
     def __call__(self, event: AccessEvent) -> None:
@@ -147,10 +148,12 @@ class EventRecorder:
             lines = "".join(
                 json.dumps(e.to_json(), separators=(",", ":"), sort_keys=True) + "\n" for e in batch
             )
-            self._jsonl.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd = os.open(self._jsonl, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            with os.fdopen(fd, "a", encoding="utf-8") as out:
-                out.write(lines)
+            if self._fd is None:  # opened once, kept for the next batches
+                self._jsonl.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                self._fd = os.open(self._jsonl, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            data = memoryview(lines.encode("utf-8"))
+            while data:
+                data = data[os.write(self._fd, data) :]
 
     async def close(self) -> None:
         if self._task is not None:
@@ -158,6 +161,9 @@ class EventRecorder:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await self.flush()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def provider_status(obj: StoredObject, issuer_url: str) -> dict[str, object] | None:

@@ -31,6 +31,7 @@ from typing import Any
 from urllib.parse import quote
 
 from latchkey.store.base import StoreError
+from latchkey.store.sqlitedb import insert_rows
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit_events (
@@ -51,7 +52,6 @@ CREATE TABLE IF NOT EXISTS audit_meta (name TEXT PRIMARY KEY, value TEXT NOT NUL
 
 ROW_COLUMNS = "sequence, event_id, event_time, event_source, event_name, error_code, hash, line"
 INSERT_COLUMNS = ROW_COLUMNS + ", used"
-CHUNK_ROWS = 64  # rows per INSERT at most (64 x 9 parameters, far below SQLite's limit)
 GENESIS = "0" * 64
 LAST_USE_FLUSH = 1.0  # seconds between writes of audit_last_use
 LAST_USE_THROUGH = "last_use_through"  # audit_meta: the sequence audit_last_use is complete to
@@ -105,28 +105,6 @@ def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
         db.execute("PRAGMA synchronous=FULL")
     db.execute("PRAGMA busy_timeout=60000")
     return db
-
-
-def _insert_chunked(
-    db: sqlite3.Connection,
-    table: str,
-    columns: str,
-    width: int,
-    rows: Sequence[tuple[object, ...]],
-    *,
-    conflict: str = "",
-) -> None:
-    """Insert ``rows`` with as few statements as the power-of-two chunk sizes allow;
-    ``conflict`` is an upsert clause (``ON CONFLICT ...``) or nothing."""
-    placeholder = "(" + ",".join("?" * width) + ")"
-    start = 0
-    while start < len(rows):
-        size = min(CHUNK_ROWS, 1 << ((len(rows) - start).bit_length() - 1))
-        chunk = rows[start : start + size]
-        values = ",".join([placeholder] * size)
-        sql = f"INSERT INTO {table} ({columns}) VALUES {values} {conflict}"  # noqa: S608 (ours)
-        db.execute(sql, [value for row in chunk for value in row])
-        start += size
 
 
 def _migrate(db: sqlite3.Connection) -> None:
@@ -224,23 +202,19 @@ class AuditStore:
         last = events[-1]
         try:
             db.execute("BEGIN IMMEDIATE")
-            # Multi-row INSERTs in power-of-two chunks (a few cached statements): the sqlite3
-            # module releases the GIL once per statement step, and a step per row would make
-            # this thread wrestle the event loop for the GIL dozens of times per batch.
             event_rows = [
                 (e.sequence, e.event_id, e.event_time, e.event_source, e.event_name,
                  e.error_code, e.hash, e.line, " ".join(e.used) or None)
                 for e in events
             ]  # fmt: skip
-            _insert_chunked(db, "audit_events", INSERT_COLUMNS, 9, event_rows)
+            insert_rows(db, "audit_events", INSERT_COLUMNS, event_rows)
             if flush:
                 with self._use_lock:
                     due = {**self._unflushed, **uses}
-                _insert_chunked(
+                insert_rows(
                     db,
                     "audit_last_use",
                     "arn, sequence",
-                    2,
                     sorted(due.items()),
                     conflict="ON CONFLICT (arn) DO UPDATE"
                     " SET sequence = max(sequence, excluded.sequence)",

@@ -7,7 +7,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from latchkey.store.sqlitedb import SqliteDatabase
+from latchkey.store.sqlitedb import SqliteDatabase, insert_rows
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS control_objects (
@@ -60,6 +60,9 @@ class AccessEvent:
         return {name: value for name, value in values if value is not None}
 
 
+_EVENT_COLUMNS = tuple(f for f in AccessEvent.__dataclass_fields__ if f != "id")
+
+
 class ControlStore(SqliteDatabase):
     SCHEMA = SCHEMA
     ADDED_COLUMNS = (
@@ -100,14 +103,9 @@ class ControlStore(SqliteDatabase):
 
     def add_events(self, events: Sequence[AccessEvent]) -> None:
         """Record a batch of events in one transaction."""
-        columns = [f for f in AccessEvent.__dataclass_fields__ if f != "id"]
-        rows = [tuple([getattr(event, name) for name in columns]) for event in events]
-        with self._write() as db:
-            db.executemany(  # column names come from the dataclass, values are bound
-                f"INSERT INTO access_events ({', '.join(columns)}) "  # noqa: S608
-                f"VALUES ({', '.join('?' for _ in columns)})",
-                rows,
-            )
+        rows = [tuple([getattr(event, name) for name in _EVENT_COLUMNS]) for event in events]
+        with self._write() as db:  # column names come from the dataclass, values are bound
+            insert_rows(db, "access_events", ", ".join(_EVENT_COLUMNS), rows)
 
     def list_events(
         self,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Callable, Collection, Hashable, Iterator
+from collections.abc import Callable, Collection, Hashable, Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -18,6 +18,38 @@ from latchkey.store.base import Conflict, StoreError
 from latchkey.store.readcache import GENERAL_SIZE, ReadCache
 
 T = TypeVar("T")
+CHUNK_ROWS = 64  # rows per INSERT at most
+MAX_PARAMETERS = 999  # bound parameters per statement in SQLite before 3.32
+
+
+def insert_rows(
+    db: sqlite3.Connection,
+    table: str,
+    columns: str,
+    rows: Sequence[Sequence[object]],
+    *,
+    conflict: str = "",
+) -> None:
+    """Insert ``rows`` (``columns``: our own names, comma-separated) with as few statements
+    as power-of-two chunk sizes allow; ``conflict`` is an upsert clause or nothing.
+
+    For a writer thread beside an event loop: the sqlite3 module releases the GIL once per
+    statement step, and ``executemany`` steps once per row, so a batch of rows written that
+    way wrestles the loop for the GIL once per row; a multi-row INSERT does it once per chunk.
+    """
+    width = columns.count(",") + 1
+    most = min(CHUNK_ROWS, MAX_PARAMETERS // width)
+    placeholder = "(" + ",".join("?" * width) + ")"
+    start = 0
+    while start < len(rows):
+        size = min(most, 1 << ((len(rows) - start).bit_length() - 1))
+        chunk = rows[start : start + size]
+        values = ",".join([placeholder] * size)
+        sql = f"INSERT INTO {table} ({columns}) VALUES {values} {conflict}"  # noqa: S608 (ours)
+        db.execute(sql, [value for row in chunk for value in row])
+        start += size
+
+
 # Queries every KMS call makes per key (the key's record, its material): sized so that a busy
 # cloud with 100,000 keys in use still answers from memory (about 1 KiB per key).
 KEY_CACHE_SIZE = 131072
