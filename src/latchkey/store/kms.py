@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 import sys
 import threading
+from collections.abc import Iterable
 from dataclasses import fields
 from typing import Any
 from urllib.parse import quote
@@ -89,15 +90,10 @@ def _key_from_tuple(row: tuple[Any, ...]) -> KmsKeyRecord:
     return KmsKeyRecord(*values)
 
 
-def _material_from_tuple(row: tuple[Any, ...]) -> KeyMaterialRecord:
+def _material(row: Iterable[Any]) -> KeyMaterialRecord:
+    """A material row (a plain tuple or an ``sqlite3.Row``, columns as ``MATERIAL_COLUMNS``)."""
     key_id, version, wrapped, created, rotation_type, imported = row
     return KeyMaterialRecord(key_id, version, wrapped, created, rotation_type, bool(imported))
-
-
-def _material(row: sqlite3.Row) -> KeyMaterialRecord:
-    values = dict(row)
-    values["imported"] = bool(values["imported"])
-    return KeyMaterialRecord(**values)
 
 
 class KmsTables(SqliteDatabase):
@@ -139,7 +135,7 @@ class KmsTables(SqliteDatabase):
                 return None
             record = _key_from_tuple(row)
             if row[_KEY_WIDTH] is not None:  # a key waiting for imported material has none
-                material = _material_from_tuple(row[_KEY_WIDTH:])
+                material = _material(row[_KEY_WIDTH:])
                 where = (key_id, record.current_version)
                 self.reads.seed("kms_material", where, material, mark, size=KEY_CACHE_SIZE)
             return record
@@ -169,7 +165,7 @@ class KmsTables(SqliteDatabase):
                     record = _key_from_tuple(row)
                     key_id = record.key_id
                     if row[_KEY_WIDTH] is not None:
-                        material = _material_from_tuple(row[_KEY_WIDTH:])
+                        material = _material(row[_KEY_WIDTH:])
                         where = (key_id, record.current_version)
                         self.reads.seed("kms_material", where, material, mark, size=KEY_CACHE_SIZE)
                     self.reads.seed("kms_key", key_id, record, mark, size=KEY_CACHE_SIZE)
