@@ -135,6 +135,12 @@ class UpProcess:
                 env[name] = value.strip("'")
         return env
 
+    @property
+    def edge_address(self) -> tuple[str, int]:
+        """The edge's (host, port), from its ``http://host:port`` URL."""
+        host, port = self.info.edge.removeprefix("http://").rsplit(":", 1)
+        return host, int(port)
+
     def stop(self) -> str:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -416,9 +422,17 @@ def add_sts_role(cloud: Cloud) -> Cloud:
     return cloud
 
 
-class _Quiet(BaseHTTPRequestHandler):
+class QuietHandler(BaseHTTPRequestHandler):
+    """A test upstream's handler: no access log on stderr, and a one-call JSON answer."""
+
     def log_message(self, format: str, *args: Any) -> None:
         pass
+
+    def answer_json(self, body: bytes, status: int = 200) -> None:
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
 
 def node_ca(node: NodeHandle) -> CertificateAuthority:
@@ -442,7 +456,7 @@ class FakeIssuer:
         self.overrides: dict[str, tuple[int, dict[str, str], bytes]] = {}
         issuer = self
 
-        class Handler(_Quiet):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 issuer.requests.append(self.path)
                 status, headers, data = issuer.answer(self.path)
@@ -503,7 +517,7 @@ class TrapServer:
         self.requests: list[str] = []
         trap = self
 
-        class Handler(_Quiet):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 trap.requests.append(self.path)
                 self.send_response(404)

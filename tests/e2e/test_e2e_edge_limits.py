@@ -4,17 +4,18 @@ oversize header (431) or body (413), and an upstream that does not answer in tim
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
-from latchkey_testing import UpProcess, start_up_process
+from latchkey_testing import QuietHandler, UpProcess, start_up_process
 
 pytestmark = pytest.mark.e2e
 
@@ -52,26 +53,17 @@ spec: {{clients: [loopback], server: plain, credentialProvider: unused}}
 DATA_DIRS: list[Path] = []  # the node's, for the access-event file
 
 
-class Upstream(BaseHTTPRequestHandler):
+class Upstream(QuietHandler):
     requests: list[str] = []
 
     def do_GET(self) -> None:
         Upstream.requests.append(self.path)
         if self.path == "/slow":
             time.sleep(3)
-        body = b'{"ok":true}'
-        try:
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-        except BrokenPipeError:  # /slow: the edge gave up on it, as it should
-            pass
+        with contextlib.suppress(BrokenPipeError):  # /slow: the edge gave up on it, as it should
+            self.answer_json(b'{"ok":true}')
 
     do_POST = do_GET
-
-    def log_message(self, *args: object) -> None:
-        pass
 
 
 @pytest.fixture(scope="module")
@@ -87,8 +79,7 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
     )  # fmt: skip
     DATA_DIRS.append(up.data_dir)
     try:
-        host, port = up.info.edge.removeprefix("http://").rsplit(":", 1)
-        yield host, int(port)
+        yield up.edge_address
     finally:
         up.stop()
         server.shutdown()

@@ -12,14 +12,14 @@ import subprocess
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from latchkey.crypto.tls import server_ssl_context
 from latchkey.crypto.x509 import load_or_create_ca
-from latchkey_testing import VENV_BIN, UpProcess, start_up_process
+from latchkey_testing import VENV_BIN, QuietHandler, UpProcess, start_up_process
 
 pytestmark = pytest.mark.e2e
 
@@ -61,16 +61,9 @@ spec: {{clients: [loopback], server: unbundled-api}}
 """
 
 
-class Upstream(BaseHTTPRequestHandler):
+class Upstream(QuietHandler):
     def do_GET(self) -> None:
-        body = b'{"private":true}'
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
+        self.answer_json(b'{"private":true}')
 
 
 @dataclass
@@ -99,8 +92,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
     config.write_text(CONFIG.format(port=server.server_address[1], bundle=bundle))
     up = start_up_process(tmp / "data", "--config", str(config))
     try:
-        host, port = up.info.edge.removeprefix("http://").rsplit(":", 1)
-        yield Node(up, (host, int(port)))
+        yield Node(up, up.edge_address)
     finally:
         up.stop()
         server.shutdown()

@@ -15,12 +15,12 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
-from latchkey_testing import VENV_BIN, UpProcess, start_up_process
+from latchkey_testing import VENV_BIN, QuietHandler, UpProcess, start_up_process
 
 pytestmark = pytest.mark.e2e
 
@@ -120,7 +120,7 @@ spec: {{clients: [loopback], server: open-api}}
 """
 
 
-class Upstream(BaseHTTPRequestHandler):
+class Upstream(QuietHandler):
     """Records the credentials each request arrived with, by path."""
 
     seen: dict[str, dict[str, list[str]]] = {}
@@ -130,14 +130,7 @@ class Upstream(BaseHTTPRequestHandler):
             name: self.headers.get_all(name) or []
             for name in ("Authorization", "X-Api-Key", "Proxy-Authorization")
         }
-        body = b'{"ok":true}'
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
+        self.answer_json(b'{"ok":true}')
 
 
 @dataclass
@@ -182,8 +175,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
     finally:
         del os.environ[ENV]
     try:
-        host, port = up.info.edge.removeprefix("http://").rsplit(":", 1)
-        yield Node(up, (host, int(port)), files["bearer"], files["basic"])
+        yield Node(up, up.edge_address, files["bearer"], files["basic"])
     finally:
         up.stop()
         server.shutdown()

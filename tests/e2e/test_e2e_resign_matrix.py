@@ -381,9 +381,8 @@ def matrix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Matrix]:
     server.socket = server_ssl_context(cert, key).wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
-    host, edge_port = up.info.edge.removeprefix("http://").rsplit(":", 1)
     try:
-        yield Matrix(up, upstream, (host, int(edge_port)))
+        yield Matrix(up, upstream, up.edge_address)
     finally:
         log = up.stop()
         server.shutdown()
