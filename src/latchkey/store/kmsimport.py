@@ -119,9 +119,10 @@ class KmsImportTables(SqliteDatabase):
         keys that lost it."""
         with self._write() as db:
             cur = db.execute(
-                "SELECT key_id FROM kms_keys WHERE origin = 'EXTERNAL' AND expiration_model = ?"
+                "SELECT key_id FROM kms_keys WHERE origin = 'EXTERNAL'"  # (EXPIRES inline, as
+                " AND expiration_model = 'KEY_MATERIAL_EXPIRES'"  # its partial index names it)
                 " AND valid_to IS NOT NULL AND valid_to <= ? ORDER BY key_id",
-                (EXPIRES, now),
+                (now,),
             )
             key_ids = [row[0] for row in cur.fetchall()]
             for key_id in key_ids:

@@ -24,7 +24,7 @@ from latchkey.store.base import (
     UserRecord,
     tag_key_match,
 )
-from latchkey.store.kms import KMS_ADDED_COLUMNS, KMS_SCHEMA, KmsTables
+from latchkey.store.kms import KMS_ADDED_COLUMNS, KMS_INDEXES, KMS_SCHEMA, KmsTables
 from latchkey.store.kmsgrants import KMS_GRANTS_SCHEMA, KmsGrantTables
 from latchkey.store.kmsimport import KMS_IMPORT_SCHEMA, KmsImportTables
 from latchkey.store.kmsmeta import KMS_META_SCHEMA, KmsMetaTables
@@ -105,6 +105,7 @@ class SqliteStore(KmsGrantTables, KmsMetaTables, KmsImportTables, KmsTables, Sql
 
     SCHEMA = KMS_SCHEMA + KMS_IMPORT_SCHEMA + KMS_META_SCHEMA + KMS_GRANTS_SCHEMA + SCHEMA
     ADDED_COLUMNS = KMS_ADDED_COLUMNS + ADDED_COLUMNS
+    INDEXES = KMS_INDEXES
 
     # -- iam: tags ------------------------------------------------------------------------
 

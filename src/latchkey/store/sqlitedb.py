@@ -59,6 +59,8 @@ class SqliteDatabase:
     SCHEMA = ""
     # Columns added to tables that already existed in earlier releases: (table, column, decl).
     ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = ()
+    # Indexes, made after the columns above exist (an index may name an added column).
+    INDEXES = ""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -75,6 +77,7 @@ class SqliteDatabase:
             self._db.execute("PRAGMA busy_timeout=5000")
             self._db.executescript(self.SCHEMA)
             self._migrate()
+            self._db.executescript(self.INDEXES)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open store {path}: {exc}") from None
         with contextlib.suppress(OSError):
