@@ -28,6 +28,7 @@ CREATE TABLE IF NOT EXISTS kms_import_tokens (
     wrapped_private_key BLOB NOT NULL, created REAL NOT NULL, valid_to REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS kms_import_tokens_by_key ON kms_import_tokens (key_id, created);
+CREATE INDEX IF NOT EXISTS kms_import_tokens_by_expiry ON kms_import_tokens (valid_to);
 CREATE TABLE IF NOT EXISTS kms_import_fingerprints (
     key_id TEXT PRIMARY KEY REFERENCES kms_keys(key_id) ON DELETE CASCADE,
     wrapped_fingerprint_key BLOB NOT NULL, key_material_id TEXT NOT NULL, created REAL NOT NULL
