@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import socket
 import threading
 import time
@@ -205,6 +206,15 @@ def test_access_events_name_the_evidence_and_the_upstream_status(edge: tuple[str
     assert ok["evidence"] == "sourceCidr 127.0.0.0/8"
     assert ok["upstream_status"] == 200
     assert ok["decision"] == "allowed"
+    latency, stamp = ok.pop("latency_ms"), ok.pop("time")  # every field in its place:
+    assert isinstance(latency, float)
+    assert isinstance(stamp, str)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", stamp)
+    assert ok == {
+        "source": "127.0.0.1", "client": "loopback", "server": "plain",
+        "policy": "loopback-to-plain", "decision": "allowed", "method": "GET", "path": "/ok",
+        "status": 200, "evidence": "sourceCidr 127.0.0.0/8", "upstream_status": 200,
+    }  # fmt: skip
     assert "secret=query" not in path.read_text()
     assert path.stat().st_mode & 0o777 == 0o600
 

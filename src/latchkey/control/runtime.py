@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import secrets
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +22,13 @@ from latchkey.edge.trust import TrustVerifier
 from latchkey.http.h1 import Request, Response
 from latchkey.http.server import App, Peer
 from latchkey.secretfile import read_secret_file, write_secret_file
-from latchkey.store.control import AccessEvent, ControlStore
+from latchkey.store.control import ControlStore, EventRow, event_json_line
 
 log = logging.getLogger("latchkey.control")
 
 TOKEN_FILE = "control-token"  # noqa: S105 (a file name)
 MAX_PENDING_EVENTS = 10_000
+JSON_SLICE = 32  # events per write to the JSON-lines file (see EventRecorder._write)
 
 
 def ensure_admin_token(data_dir: Path) -> str:
@@ -106,28 +106,30 @@ def _user(uid: int) -> str:
 
 class EventRecorder:
     """Access events, written off the request path, in batches, to the control store and (when
-    given) a JSON-lines file (0600, one event per line, flushed per batch)."""
+    given) a JSON-lines file (0600, one event per line, flushed per batch). The edge hands them
+    over as rows (``EventRow``), a batch at a time."""
 
     def __init__(self, store: ControlStore, jsonl: Path | None = None) -> None:
         self._store = store
         self._jsonl = jsonl
-        self._pending: deque[AccessEvent] = deque(maxlen=MAX_PENDING_EVENTS)
+        self._pending: deque[EventRow] = deque(maxlen=MAX_PENDING_EVENTS)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._fd: int | None = None  # the JSON-lines file, once written to
+        self._closing = False
         self.dropped = 0
 
-    def __call__(self, event: AccessEvent) -> None:
-        if len(self._pending) == self._pending.maxlen:
-            self.dropped += 1
-        self._pending.append(event)
+    def __call__(self, rows: Sequence[EventRow]) -> None:
+        pending = self._pending
+        self.dropped += max(0, len(pending) + len(rows) - MAX_PENDING_EVENTS)  # the oldest go
+        pending.extend(rows)
         self._wake.set()
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
-        while True:
+        while not self._closing:
             await self._wake.wait()
             self._wake.clear()
             await self.flush()
@@ -142,22 +144,27 @@ class EventRecorder:
         except Exception:
             log.exception("could not record %d access events", len(batch))
 
-    def _write(self, batch: list[AccessEvent]) -> None:
-        self._store.add_events(batch)
-        if self._jsonl is not None:
-            lines = "".join(
-                json.dumps(e.to_json(), separators=(",", ":"), sort_keys=True) + "\n" for e in batch
-            )
-            if self._fd is None:  # opened once, kept for the next batches
-                self._jsonl.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-                self._fd = os.open(self._jsonl, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    def _write(self, batch: list[EventRow]) -> None:
+        self._store.add_event_rows(batch)
+        if self._jsonl is None:
+            return
+        if self._fd is None:  # opened once, kept for the next batches
+            self._jsonl.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._fd = os.open(self._jsonl, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        for start in range(0, len(batch), JSON_SLICE):
+            # This thread and the event loop share the GIL, and often one CPU: a thread that
+            # only lets go of the GIL for a moment (a system call) keeps the CPU, and with it
+            # the GIL, while a request waits. Yielding the CPU between slices lets the loop in.
+            os.sched_yield()
+            lines = "".join([event_json_line(row) for row in batch[start : start + JSON_SLICE]])
             data = memoryview(lines.encode("utf-8"))
             while data:
                 data = data[os.write(self._fd, data) :]
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        self._closing = True
+        if self._task is not None:  # it ends after the batch it is writing, if any
+            self._wake.set()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await self.flush()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import json
 import logging
 import ssl
@@ -90,7 +89,7 @@ from latchkey.http.stream import (
     stream_request_if,
     write_streamed_response,
 )
-from latchkey.store.control import AccessEvent
+from latchkey.store.control import EventRow
 
 log = logging.getLogger("latchkey.edge")
 access_log = logging.getLogger("latchkey.edge.access")
@@ -174,7 +173,7 @@ class Edge:
         clock: Clock,
         settings: EdgeSettings | None = None,
         trust: TrustVerifier | None = None,
-        events: Callable[[AccessEvent], None] | None = None,
+        events: Callable[[list[EventRow]], None] | None = None,  # takes batches of events
     ) -> None:
         self._events = events
         self._config = config
@@ -189,9 +188,9 @@ class Edge:
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._transparent: list[TransparentListener] = []  # `up --transparent` listeners
-        self._pending_events: list[AccessEvent] = []
+        self._pending_events: list[EventRow] = []
         self._events_timer: asyncio.TimerHandle | None = None
-        self._event_second: dt.datetime | None = None
+        self._event_second = -1
         self._event_prefix = ""
         self._busy = BusyPoll(self._settings.busy_poll)  # peers: server workload names
 
@@ -207,13 +206,13 @@ class Edge:
         """Now as ``%Y-%m-%dT%H:%M:%S.%fZ``; the part up to the second is formatted once a
         second."""
         now = self._clock.now()
-        second = now.replace(microsecond=0)
+        second = int(now.timestamp())
         if second != self._event_second:
             self._event_second = second
-            self._event_prefix = second.strftime("%Y-%m-%dT%H:%M:%S")
+            self._event_prefix = now.strftime("%Y-%m-%dT%H:%M:%S")
         return f"{self._event_prefix}.{now.microsecond:06d}Z"
 
-    def _record(self, event: AccessEvent) -> None:
+    def _record(self, event: EventRow) -> None:
         """Hand access events over in batches, at most every ``EVENT_BATCH_SECONDS``: one
         wake-up of the writer per batch, not per request."""
         self._pending_events.append(event)
@@ -224,9 +223,8 @@ class Edge:
     def _flush_events(self) -> None:
         self._events_timer = None
         pending, self._pending_events = self._pending_events, []
-        if self._events is not None:
-            for event in pending:
-                self._events(event)
+        if self._events is not None and pending:
+            self._events(pending)
 
     async def close(self) -> None:
         if self._events_timer is not None:
@@ -618,25 +616,25 @@ class Edge:
                     outcome.label,
                     latency,
                 )
-            if self._events is not None:
+            if self._events is not None:  # an AccessEvent's fields, in EVENT_COLUMNS order
                 self._record(
-                    AccessEvent(
-                        time=self._event_time(),
-                        source=evidence.source_address,
-                        client=outcome.client,
-                        server=server.name,
-                        policy=outcome.policy,
-                        decision=outcome.decision,
-                        reason=outcome.reason,
-                        detail=outcome.detail,
-                        credential_provider=outcome.provider,
-                        method=request.method,
-                        path=request.path,
-                        status=response.status,
-                        latency_ms=round(latency, 3),
-                        evidence=outcome.evidence,
-                        credential_result=outcome.credentials,
-                        upstream_status=outcome.upstream_status,
+                    (
+                        self._event_time(),  # time
+                        evidence.source_address,  # source
+                        outcome.client,  # client
+                        server.name,  # server
+                        outcome.policy,  # policy
+                        outcome.decision,  # decision
+                        outcome.reason,  # reason
+                        outcome.detail,  # detail
+                        outcome.provider,  # credential_provider
+                        request.method,  # method
+                        request.path,  # path
+                        response.status,  # status
+                        round(latency, 3),  # latency_ms
+                        outcome.evidence,  # evidence
+                        outcome.credentials,  # credential_result
+                        outcome.upstream_status,  # upstream_status
                     )
                 )
             if not response.keep_alive:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from json.encoder import encode_basestring_ascii
 
 from latchkey.store.sqlitedb import SqliteDatabase, insert_rows
 
@@ -59,8 +62,47 @@ class AccessEvent:
         values = ((name, getattr(self, name)) for name in self.__dataclass_fields__)
         return {name: value for name, value in values if value is not None}
 
+    def row(self) -> EventRow:
+        """The event's values in ``EVENT_COLUMNS`` order (without the id)."""
+        return (
+            self.time, self.source, self.client, self.server, self.policy, self.decision,
+            self.reason, self.detail, self.credential_provider, self.method, self.path,
+            self.status, self.latency_ms, self.evidence, self.credential_result,
+            self.upstream_status,
+        )  # fmt: skip
 
-_EVENT_COLUMNS = tuple(f for f in AccessEvent.__dataclass_fields__ if f != "id")
+
+EVENT_COLUMNS = tuple(f for f in AccessEvent.__dataclass_fields__ if f != "id")
+
+# An access event as the edge records it: the values of ``EVENT_COLUMNS`` in that order. A
+# tuple costs the edge's event loop a fraction of what an ``AccessEvent`` does (frozen
+# dataclasses set every field through ``object.__setattr__``); the store takes rows as they are.
+EventRow = tuple[
+    str, str, str | None, str, str | None, str, str | None, str | None, str | None,
+    str | None, str | None, int | None, float | None, str | None, str | None, int | None,
+]  # fmt: skip
+
+_EVENT_COLUMN_LIST = ", ".join(EVENT_COLUMNS)
+# (position in a row, '"name":') in the key order of ``json.dumps(..., sort_keys=True)``
+_JSON_KEYS = tuple((i, f'"{name}":') for name, i in sorted(zip(EVENT_COLUMNS, itertools.count())))
+
+
+def event_json_line(row: EventRow) -> str:
+    """The event as one line of JSON (with its newline), exactly what ``json.dumps`` makes of
+    ``event.to_json()`` with ``separators=(",", ":"), sort_keys=True`` (keys sorted, None left
+    out), at a fraction of its cost: the key order and the keys' text are worked out once."""
+    parts = []
+    for i, key in _JSON_KEYS:
+        value = row[i]
+        if value is None:
+            continue
+        if type(value) is str:
+            parts.append(key + encode_basestring_ascii(value))
+        elif type(value) is int or (type(value) is float and math.isfinite(value)):
+            parts.append(key + repr(value))  # (what json writes for them; not for a bool)
+        else:
+            parts.append(key + json.dumps(value))
+    return "{" + ",".join(parts) + "}\n"
 
 
 class ControlStore(SqliteDatabase):
@@ -103,9 +145,12 @@ class ControlStore(SqliteDatabase):
 
     def add_events(self, events: Sequence[AccessEvent]) -> None:
         """Record a batch of events in one transaction."""
-        rows = [tuple([getattr(event, name) for name in _EVENT_COLUMNS]) for event in events]
+        self.add_event_rows([event.row() for event in events])
+
+    def add_event_rows(self, rows: Sequence[EventRow]) -> None:
+        """Record a batch of events, given as rows, in one transaction."""
         with self._write() as db:  # column names come from the dataclass, values are bound
-            insert_rows(db, "access_events", ", ".join(_EVENT_COLUMNS), rows)
+            insert_rows(db, "access_events", _EVENT_COLUMN_LIST, rows)
 
     def list_events(
         self,
