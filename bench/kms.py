@@ -19,7 +19,9 @@ signing cost never counts. latchkey has no replay protection inside that window,
 
 Each (target, operation, concurrency) is measured ``--runs`` times, interleaved, for
 ``--duration`` seconds after a short warm-up; the report gives the median of the runs' req/s,
-p50 and p99, and the ratios latchkey/moto.
+p50 and p99, and the ratios latchkey/moto. With several ``--keys`` counts, each count gets
+servers of its own (keys made up front), and the runs interleave across the counts too: the
+10-key and the 100,000-key windows of a run meet the same machine minutes apart at most.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -367,9 +369,11 @@ def _clean_env() -> dict[str, str]:
     }
 
 
-def start_latchkey(work: Path, cpu: int | None) -> tuple[Server, list[Target]]:
-    data = work / "latchkey"
-    log = work / "latchkey.log"
+def start_latchkey(
+    work: Path, cpu: int | None, name: str = "latchkey"
+) -> tuple[Server, list[Target]]:
+    data = work / name
+    log = work / f"{name}.log"
     exe = Path(sys.executable).parent / "latchkey"
     cmd = [str(exe), "up", "--data-dir", str(data), "--edge", "0", "--cloud", "0"]
     cmd += ["--idp", "0", "--cloud-http", "0"]
@@ -396,8 +400,8 @@ def start_latchkey(work: Path, cpu: int | None) -> tuple[Server, list[Target]]:
     http_port = int(info["cloud_http"].rsplit(":", 1)[1])
     https_port = int(info["cloud"].rsplit(":", 1)[1])
     return server, [
-        Target("latchkey-http", http_port, *creds, store="latchkey"),
-        Target("latchkey-https", https_port, *creds, tls=tls, store="latchkey"),
+        Target("latchkey-http", http_port, *creds, store=name),
+        Target("latchkey-https", https_port, *creds, tls=tls, store=name),
     ]
 
 
@@ -410,9 +414,9 @@ def moto_executable() -> Path:
     return exe
 
 
-def start_moto(work: Path, cpu: int | None) -> tuple[Server, list[Target]]:
+def start_moto(work: Path, cpu: int | None, name: str = "moto") -> tuple[Server, list[Target]]:
     port = free_port()
-    log = work / "moto.log"
+    log = work / f"{name}.log"
     cmd = [str(moto_executable()), "-H", LOOPBACK, "-p", str(port)]
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -428,7 +432,7 @@ def start_moto(work: Path, cpu: int | None) -> tuple[Server, list[Target]]:
             server.stop()
             raise RuntimeError("moto_server did not start in 60 s")
         time.sleep(0.1)
-    return server, [Target("moto", port, "testing", "testing", store="moto")]
+    return server, [Target("moto", port, "testing", "testing", store=name)]
 
 
 # -- the bench --------------------------------------------------------------------------------
@@ -466,18 +470,22 @@ class Pools:
     def __init__(self, plaintext: str, seed: int) -> None:
         self._plaintext = plaintext
         self._rng = random.Random(seed)
-        self._made: dict[tuple[str, str], tuple[float, int, list[bytes]]] = {}
+        self._made: dict[tuple[str, str, str], tuple[float, int, list[bytes]]] = {}
 
     def get(self, target: Target, operation: str, keys: KeySet, budget: float) -> list[bytes]:
         """A pool whose signatures stay valid for ``budget`` more seconds."""
-        made = self._made.get((target.name, operation))
+        made = self._made.get((target.store, target.name, operation))
         now = time.monotonic()
         if made and made[1] == len(keys.key_ids) and now - made[0] + budget < POOL_MAX_AGE:
             return made[2]
         subjects = keys.ciphertexts if operation == "Decrypt" else keys.key_ids
         pool = [sign(target, operation, op_params(operation, s, self._plaintext)) for s in subjects]
         self._rng.shuffle(pool)
-        self._made[(target.name, operation)] = (time.monotonic(), len(keys.key_ids), pool)
+        self._made[(target.store, target.name, operation)] = (
+            time.monotonic(),
+            len(keys.key_ids),
+            pool,
+        )
         return pool
 
 
@@ -521,28 +529,33 @@ class Plan:
     runs: int
 
 
-async def run_matrix(plan: Plan, targets: list[Target], log: Callable[[str], None]) -> list[Result]:
+async def run_matrix(
+    plan: Plan, fleets: Mapping[int, Sequence[Target]], log: Callable[[str], None]
+) -> list[Result]:
+    """``fleets``: the targets measured at each key count (servers of its own per count when
+    there are several). Keys are made first, for every count; then run 1 of every cell, run 2..."""
     plaintext = base64.b64encode(os.urandom(PLAINTEXT_BYTES)).decode()
     pools = Pools(plaintext, seed=1)
     stores: dict[str, KeySet] = {}
-    results: list[Result] = []
     budget = plan.warmup + plan.duration + 5
+    need_ct = "Decrypt" in plan.ops
     for count in plan.keys:
-        for target in targets:
+        for target in fleets[count]:
             keys = stores.setdefault(target.store, KeySet())
-            need_ct = "Decrypt" in plan.ops
             if len(keys.key_ids) < count or (need_ct and len(keys.ciphertexts) < count):
                 log(f"creating keys in {target.store} up to {count} (through the API) ...")
                 took = await grow_keys(target, keys, count, plaintext, ciphertexts=need_ct)
                 log(f"  {count} keys in {target.store}: {took:.1f} s")
-        table = {
-            (t.name, op, c): Result(count, t.name, op, c)
-            for t in targets
-            for op in plan.ops
-            for c in plan.concurrency
-        }
-        for run in range(plan.runs):
-            for target in targets:
+    table = {
+        (count, t.name, op, c): Result(count, t.name, op, c)
+        for count in plan.keys
+        for t in fleets[count]
+        for op in plan.ops
+        for c in plan.concurrency
+    }
+    for run in range(plan.runs):
+        for count in plan.keys:
+            for target in fleets[count]:
                 keys = stores[target.store]
                 for op in plan.ops:
                     pool = pools.get(target, op, keys, budget * len(plan.concurrency))
@@ -555,7 +568,7 @@ async def run_matrix(plan: Plan, targets: list[Target], log: Callable[[str], Non
                         window = await drive(
                             target, pool, OUTPUT_MEMBER[op], concurrency=c, duration=plan.duration
                         )
-                        table[(target.name, op, c)].runs.append(window)
+                        table[(count, target.name, op, c)].runs.append(window)
                         log(
                             f"  keys={count} run {run + 1}/{plan.runs} {target.name:<15}"
                             f" {op:<16} c={c:<3} {window.rate:9.1f} req/s"
@@ -563,8 +576,7 @@ async def run_matrix(plan: Plan, targets: list[Target], log: Callable[[str], Non
                             f"  p99 {window.percentile(0.99) * 1000:7.3f} ms"
                             f"  errors {window.errors}  generator CPU {window.cpu:.0%}"
                         )
-        results += table.values()
-    return results
+    return list(table.values())
 
 
 # -- report -----------------------------------------------------------------------------------
@@ -705,19 +717,24 @@ def _event_loop_runner() -> Callable[[Any], Any]:
 
 
 @contextlib.contextmanager
-def servers(plan: Plan, work: Path, cpu: int | None) -> Iterator[list[Target]]:
+def servers(plan: Plan, work: Path, cpu: int | None) -> Iterator[dict[int, list[Target]]]:
+    """The targets for each key count: one set of servers, or one per count when there are
+    several (so that every count's windows can interleave)."""
     started: list[Server] = []
-    targets: list[Target] = []
+    fleets: dict[int, list[Target]] = {}
     try:
-        if any(t.startswith("latchkey") for t in plan.targets):
-            server, made = start_latchkey(work, cpu)
-            started.append(server)
-            targets += [t for t in made if t.name in plan.targets]
-        if "moto" in plan.targets:
-            server, made = start_moto(work, cpu)
-            started.append(server)
-            targets += made
-        yield targets
+        for count in plan.keys:
+            suffix = f"-{count}" if len(plan.keys) > 1 else ""
+            targets = fleets[count] = []
+            if any(t.startswith("latchkey") for t in plan.targets):
+                server, made = start_latchkey(work, cpu, f"latchkey{suffix}")
+                started.append(server)
+                targets += [t for t in made if t.name in plan.targets]
+            if "moto" in plan.targets:
+                server, made = start_moto(work, cpu, f"moto{suffix}")
+                started.append(server)
+                targets += made
+        yield fleets
     finally:
         for server in started:
             server.stop()
@@ -742,9 +759,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     log(f"load average before: {load_before:.2f} (other work on this machine skews the results)")
     with (
         tempfile.TemporaryDirectory(prefix="latchkey-bench-", dir=args.work_dir) as tmp,
-        servers(plan, Path(tmp), server_cpu) as targets,
+        servers(plan, Path(tmp), server_cpu) as fleets,
     ):
-        results = _event_loop_runner()(run_matrix(plan, targets, log))
+        results = _event_loop_runner()(run_matrix(plan, fleets, log))
     load_after = os.getloadavg()[0]
     rows = [r.row() for r in results]
     print(f"command: {command}")

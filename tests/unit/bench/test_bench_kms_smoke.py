@@ -53,7 +53,7 @@ def test_every_operation_runs_without_errors(bench: ModuleType, node: NodeHandle
         warmup=0.0,
         runs=1,
     )
-    results = asyncio.run(bench.run_matrix(plan, [target], lambda line: None))
+    results = asyncio.run(bench.run_matrix(plan, {3: [target]}, lambda line: None))
     rows = [r.row() for r in results]
     assert {(r["op"], r["concurrency"]) for r in rows} == {
         (op, c) for op in bench.OPS for c in (1, 4)
@@ -78,3 +78,37 @@ def test_refused_requests_count_as_errors(bench: ModuleType, node: NodeHandle) -
     assert window.errors > 0
     assert window.first_error.startswith("400:")
     assert "UnrecognizedClientException" in window.first_error
+
+
+def test_key_counts_interleave(bench: ModuleType, node: NodeHandle) -> None:
+    """Several key counts: keys made first, then run 1 of every count, then run 2, so that no
+    count meets a different machine than another (here one store serves both counts)."""
+    admin = node.admin()
+    target = https_target(bench, node, admin["AccessKeyId"], admin["SecretAccessKey"])
+    plan = bench.Plan(
+        targets=["latchkey-https"],
+        ops=["Encrypt"],
+        concurrency=[1],
+        keys=[2, 5],
+        duration=0.1,
+        warmup=0.0,
+        runs=2,
+    )
+    lines: list[str] = []
+    results = asyncio.run(bench.run_matrix(plan, {2: [target], 5: [target]}, lines.append))
+    windows = [line.split()[:3] for line in lines if "req/s" in line]
+    assert windows == [
+        ["keys=2", "run", "1/2"],
+        ["keys=5", "run", "1/2"],
+        ["keys=2", "run", "2/2"],
+        ["keys=5", "run", "2/2"],
+    ]
+    creating = [i for i, line in enumerate(lines) if line.startswith("creating")]
+    first_window = next(i for i, line in enumerate(lines) if "req/s" in line)
+    assert creating
+    assert max(creating) < first_window  # every count's keys before any window
+    rows = {r.row()["keys"]: r.row() for r in results}
+    assert sorted(rows) == [2, 5]
+    for row in rows.values():
+        assert row["errors"] == 0, row["first_error"]
+        assert len(row["runs_req_per_s"]) == 2
