@@ -18,12 +18,13 @@ import pytest
 
 from latchkey_testing import NodeHandle
 
-BENCH = Path(__file__).resolve().parents[3] / "bench" / "kms.py"
+BENCH = Path(__file__).resolve().parents[3] / "bench"
 
 
 @pytest.fixture(scope="module")
 def bench() -> Iterator[ModuleType]:
-    spec = importlib.util.spec_from_file_location("latchkey_bench_kms", BENCH)
+    sys.path.insert(0, str(BENCH))  # kms.py imports its load generator, kms_load.py
+    spec = importlib.util.spec_from_file_location("latchkey_bench_kms", BENCH / "kms.py")
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -33,6 +34,8 @@ def bench() -> Iterator[ModuleType]:
         yield module
     finally:
         sys.modules.pop(spec.name, None)
+        sys.modules.pop("kms_load", None)
+        sys.path.remove(str(BENCH))
 
 
 def https_target(bench: ModuleType, node: NodeHandle, key: str, secret: str) -> object:
