@@ -162,7 +162,7 @@ def test_a_slow_upstream_gets_504(edge: tuple[str, int]) -> None:
         started = time.monotonic()
         reply = answer(sock)
     assert reply.startswith(b"HTTP/1.1 504 ")
-    assert time.monotonic() - started < 2.5
+    assert time.monotonic() - started < 5  # bounded by the 1 s timeout, not the 60 s default
     assert b"no answer within 1 s" in reply
 
 

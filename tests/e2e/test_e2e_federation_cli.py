@@ -5,7 +5,9 @@ that is not the listen address."""
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
+import re
 import socket
 import ssl
 import subprocess
@@ -189,7 +191,11 @@ def test_rotation_keeps_the_old_key_for_the_overlap(tmp_path: Path) -> None:
         aws(proc.env(), "kms", "list-keys")  # the edge, on tokens signed by the new key
         assert time.monotonic() - rotated_at < OVERLAP, "too slow to prove the overlap"
 
-        time.sleep(max(0.0, rotated_at + OVERLAP + 0.5 - time.monotonic()))
+        # wait out the retirement time the command printed (whole seconds, from its own clock)
+        until = re.search(r"stays in the JWKS until (\S+)", rotated)
+        assert until is not None, rotated
+        retire_at = dt.datetime.fromisoformat(until.group(1).replace("Z", "+00:00")).timestamp()
+        time.sleep(max(0.0, retire_at + 0.5 - time.time()))
         # the overlap is over: the old key is no longer published
         jwks = served_jwks(proc)
         assert [k["kid"] for k in jwks["keys"]] == [new_kid]

@@ -240,7 +240,7 @@ def test_a_stuck_audit_store_fails_calls_in_bounded_time(tmp_path: Path) -> None
                 conn.execute("BEGIN IMMEDIATE")  # the audit writer cannot commit
                 started = time.monotonic()
                 answer = error_response(kms.encrypt, KeyId=key_id, Plaintext=PLAINTEXT)
-                assert time.monotonic() - started < 3.0
+                assert time.monotonic() - started < 4.0  # 0.5 s timeout, not 5 s
                 assert "CiphertextBlob" not in answer
                 assert answer["Error"]["Code"] == "KMSInternalException"
                 assert answer["ResponseMetadata"]["HTTPStatusCode"] == 500

@@ -6,7 +6,7 @@ import struct
 import uuid
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from latchkey.crypto.aead import InvalidCiphertext, generate_key
@@ -182,11 +182,13 @@ def _parse_context(data: bytes) -> dict[str, str]:
 _contexts = st.dictionaries(st.text(max_size=6), st.text(max_size=6), max_size=5)
 
 
+@settings(deadline=None)
 @given(_contexts)
 def test_encoding_is_invertible(ctx: dict[str, str]) -> None:
     assert _parse_context(encode_encryption_context(ctx)) == ctx
 
 
+@settings(deadline=None)
 @given(_contexts, _contexts)
 def test_encoding_is_injective(a: dict[str, str], b: dict[str, str]) -> None:
     assert (encode_encryption_context(a) == encode_encryption_context(b)) == (a == b)
