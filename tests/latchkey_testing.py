@@ -253,13 +253,20 @@ spec:
 
 def start_with_config(tmp_path: Path, documents: str) -> UpProcess:
     """`latchkey up` on a fixed cloud port with the seed's server workload and credential
-    provider, plus ``documents`` (YAML) for clients, policies and conditions."""
-    cloud_port = free_port()
-    config = tmp_path / "config.yaml"
-    config.write_text(KMS_VIA_LOCAL_CLOUD.format(cloud_port=cloud_port) + documents)
-    return start_up_process(
-        tmp_path / "data", "--config", str(config), "--cloud", f"127.0.0.1:{cloud_port}"
-    )
+    provider, plus ``documents`` (YAML) for clients, policies and conditions. The port was
+    free a moment before: should something take it in between, a new one is tried."""
+    for attempt in range(3):
+        cloud_port = free_port()
+        config = tmp_path / "config.yaml"
+        config.write_text(KMS_VIA_LOCAL_CLOUD.format(cloud_port=cloud_port) + documents)
+        try:
+            return start_up_process(
+                tmp_path / "data", "--config", str(config), "--cloud", f"127.0.0.1:{cloud_port}"
+            )
+        except AssertionError as exc:
+            if attempt == 2 or "already in use" not in str(exc):
+                raise
+    raise AssertionError("unreachable")
 
 
 # -- the local cloud, as the integration tests drive it -----------------------------------------

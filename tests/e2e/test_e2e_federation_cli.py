@@ -8,7 +8,6 @@ import base64
 import datetime as dt
 import json
 import re
-import socket
 import ssl
 import subprocess
 import time
@@ -19,7 +18,7 @@ import httpx
 import pytest
 
 from latchkey.crypto.jwt import InvalidToken, verify_jwt
-from latchkey_testing import VENV_BIN, UpProcess, aws, start_up_process
+from latchkey_testing import VENV_BIN, UpProcess, aws, free_port, start_up_process
 
 pytestmark = pytest.mark.e2e
 
@@ -65,12 +64,6 @@ def header_of(token: str) -> dict[str, Any]:
     doc = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
     assert isinstance(doc, dict)
     return doc
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def assume(admin: dict[str, str], role_arn: str, token: str, *, check: bool = True) -> Any:
