@@ -172,9 +172,9 @@ _KM_HMAC = MotoWrong(
     adds={_KM: frozenset({"EncryptionAlgorithms", "SigningAlgorithms"})},
 )
 _KM_EXTERNAL = MotoWrong(
-    "moto's KeyMetadata of an EXTERNAL key lacks KeyUsage, MultiRegion and ExpirationModel "
-    "(present 'only when Origin is EXTERNAL') and carries SigningAlgorithms",
-    lacks={_KM: frozenset({"KeyUsage", "MultiRegion", "ExpirationModel"})},
+    "moto's KeyMetadata of an EXTERNAL key lacks KeyUsage and MultiRegion and carries "
+    "SigningAlgorithms (ExpirationModel is absent in both: the key has no material yet)",
+    lacks={_KM: frozenset({"KeyUsage", "MultiRegion"})},
     adds={_KM: frozenset({"SigningAlgorithms"})},
 )
 _KEY_MATERIAL_ID = (

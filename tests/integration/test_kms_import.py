@@ -164,16 +164,30 @@ def test_each_answer_has_its_own_wrapping_key_and_token(kms: Any) -> None:
 # -- delete, reimport, different material -------------------------------------------------------
 
 
+def material_entries(kms: Any, key_id: str) -> list[dict[str, Any]]:
+    listed = kms.list_key_rotations(KeyId=key_id, IncludeKeyMaterial="ALL_KEY_MATERIAL")
+    return list(listed["Rotations"])
+
+
 def test_deleted_material_refuses_crypto_until_the_same_material_returns(kms: Any) -> None:
     key_id = external_key(kms)
+    assert "ExpirationModel" not in kms.describe_key(KeyId=key_id)["KeyMetadata"]  # no material
+    assert material_entries(kms, key_id) == []
     material = os.urandom(32)
     first_id = import_material(kms, key_id, material)["KeyMaterialId"]
     blob = kms.encrypt(KeyId=key_id, Plaintext=b"kept")["CiphertextBlob"]
+    [entry] = material_entries(kms, key_id)
+    assert (entry["KeyMaterialId"], entry["ImportState"]) == (first_id, "IMPORTED")
 
     gone = kms.delete_imported_key_material(KeyId=key_id)
     assert gone["KeyMaterialId"] == first_id
     meta = kms.describe_key(KeyId=key_id)["KeyMetadata"]
     assert (meta["KeyState"], meta["Enabled"]) == ("PendingImport", False)
+    assert "ExpirationModel" not in meta
+    assert material_entries(kms, key_id) == [  # still listed, waiting for its material
+        {"KeyId": key_id, "KeyMaterialId": first_id, "KeyMaterialState": "CURRENT",
+         "ImportState": "PENDING_IMPORT"}
+    ]  # fmt: skip
     for call, kwargs in [
         (kms.encrypt, {"KeyId": key_id, "Plaintext": b"x"}),
         (kms.decrypt, {"CiphertextBlob": blob}),
@@ -191,6 +205,23 @@ def test_deleted_material_refuses_crypto_until_the_same_material_returns(kms: An
     assert again["KeyMaterialId"] == first_id
     assert state(kms, key_id) == "Enabled"
     assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"kept"
+
+
+def test_key_material_description_is_kept_with_the_material(kms: Any) -> None:
+    key_id = external_key(kms)
+    material = os.urandom(32)
+    import_material(kms, key_id, material, KeyMaterialDescription="hsm export 2026-11",
+                    **NO_EXPIRY)  # fmt: skip
+    [entry] = material_entries(kms, key_id)
+    assert entry["KeyMaterialDescription"] == "hsm export 2026-11"
+    import_material(kms, key_id, material, **NO_EXPIRY)  # no description: the old one stays
+    assert material_entries(kms, key_id)[0]["KeyMaterialDescription"] == "hsm export 2026-11"
+    kms.delete_imported_key_material(KeyId=key_id)
+    import_material(kms, key_id, material, KeyMaterialDescription="reimported", **NO_EXPIRY)
+    assert material_entries(kms, key_id)[0]["KeyMaterialDescription"] == "reimported"
+    too_long = refused(import_material, kms, key_id, material, KeyMaterialDescription="d" * 257,
+                       **NO_EXPIRY)  # fmt: skip
+    assert too_long[:2] == ("ValidationException", 400)
 
 
 def test_different_material_is_refused(kms: Any) -> None:

@@ -38,6 +38,12 @@ def new_key(kms: Any, **extra: Any) -> tuple[str, str]:
     return str(meta["KeyId"]), str(meta["Arn"])
 
 
+def rotation_status(kms: Any, key_id: str) -> dict[str, Any]:
+    status = kms.get_key_rotation_status(KeyId=key_id)
+    status.pop("ResponseMetadata")
+    return dict(status)
+
+
 def material_of(kms: Any, key_id: str) -> str:
     return str(kms.describe_key(KeyId=key_id)["KeyMetadata"]["CurrentKeyMaterialId"])
 
@@ -124,7 +130,22 @@ def test_imported_material_keys_do_not_rotate_automatically(kms: Any) -> None:
         f"{arn} origin is EXTERNAL which is not valid for this operation.",
     )  # fmt: skip
     assert refused(kms.enable_key_rotation, KeyId=key_id) == external
-    assert refused(kms.get_key_rotation_status, KeyId=key_id) == external
+    assert rotation_status(kms, key_id) == {"KeyId": arn, "KeyRotationEnabled": False}
+
+
+@pytest.mark.parametrize(
+    ("spec", "usage"),
+    [
+        ("RSA_2048", "SIGN_VERIFY"),
+        ("ECC_NIST_P256", "SIGN_VERIFY"),
+        ("HMAC_256", "GENERATE_VERIFY_MAC"),
+    ],
+)
+def test_keys_that_cannot_rotate_report_rotation_off(kms: Any, spec: str, usage: str) -> None:
+    """AWS answers false for them (Terraform reads every key's status), and refuses to enable."""
+    key_id, arn = new_key(kms, KeySpec=spec, KeyUsage=usage)
+    assert refused(kms.enable_key_rotation, KeyId=key_id)[0] == "UnsupportedOperationException"
+    assert rotation_status(kms, key_id) == {"KeyId": arn, "KeyRotationEnabled": False}
 
 
 # -- on demand ------------------------------------------------------------------------------

@@ -90,6 +90,7 @@ class ImportFingerprintRecord:
     wrapped_fingerprint_key: bytes = field(repr=False)
     key_material_id: str  # HMAC-SHA256(key id, material), hex
     created: float
+    description: str | None = None  # ImportKeyMaterial's KeyMaterialDescription, the latest
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +226,7 @@ class Store(Protocol):
         material: KeyMaterialRecord,
         key: KmsKeyRecord,
         fingerprint: ImportFingerprintRecord | None,
+        description: str | None = None,
     ) -> None: ...  # one transaction: replaces imported material, updates the key
     def delete_imported_key_material(self, key: KmsKeyRecord) -> int: ...  # same transaction
     def expire_imported_key_material(self, now: float) -> list[str]: ...  # key ids expired

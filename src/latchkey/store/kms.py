@@ -43,6 +43,7 @@ KMS_ADDED_COLUMNS = (
     ("kms_keys", "last_used_operation", "TEXT"),
     ("kms_key_material", "rotation_type", "TEXT"),
     ("kms_key_material", "imported", "INTEGER NOT NULL DEFAULT 0"),
+    ("kms_import_fingerprints", "description", "TEXT"),
 )
 
 # The sweeper's queries (every few seconds, on the event loop) find the few keys that are due

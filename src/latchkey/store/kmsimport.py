@@ -85,9 +85,11 @@ class KmsImportTables(SqliteDatabase):
         material: KeyMaterialRecord,
         key: KmsKeyRecord,
         fingerprint: ImportFingerprintRecord | None,
+        description: str | None = None,
     ) -> None:
         """In one transaction: replace the key's imported material with ``material``, update
-        the key and, on the first import, record the material's fingerprint."""
+        the key and, on the first import, record the material's fingerprint (on a later one,
+        its new ``description``, if given)."""
         with self._write(keys={material.key_id, key.key_id}) as db:
             db.execute(
                 "DELETE FROM kms_key_material WHERE key_id = ? AND version = ? AND imported = 1",
@@ -99,6 +101,11 @@ class KmsImportTables(SqliteDatabase):
                 db.execute(
                     FINGERPRINT_INSERT,
                     tuple(getattr(fingerprint, c) for c in FINGERPRINT_COLUMNS),
+                )
+            elif description is not None:
+                db.execute(
+                    "UPDATE kms_import_fingerprints SET description = ? WHERE key_id = ?",
+                    (description, key.key_id),
                 )
 
     def delete_imported_key_material(self, key: KmsKeyRecord) -> int:

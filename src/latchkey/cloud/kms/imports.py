@@ -402,6 +402,7 @@ class _ImportRequest:
     valid_to: float | None
     import_type: str | None
     material_id: str | None
+    description: str | None
 
 
 def _parse_import(params: dict[str, Any], now: float) -> _ImportRequest:
@@ -420,9 +421,11 @@ def _parse_import(params: dict[str, Any], now: float) -> _ImportRequest:
             material_id,
             "Member must satisfy regular expression pattern: ^[a-f0-9]+$",
         )
-    _optional_text(params, "KeyMaterialDescription", "keyMaterialDescription", (0, 256))
+    description = _optional_text(
+        params, "KeyMaterialDescription", "keyMaterialDescription", (0, 256)
+    )
     import_type = _import_type(params)
-    return _ImportRequest(token, encrypted, model, valid_to, import_type, material_id)
+    return _ImportRequest(token, encrypted, model, valid_to, import_type, material_id, description)
 
 
 async def import_key_material(call: Call) -> dict[str, Any]:
@@ -464,7 +467,8 @@ async def import_key_material(call: Call) -> dict[str, Any]:
     call.keys.store.import_key_material(
         KeyMaterialRecord(current.key_id, version, wrapped, now, imported=True),
         updated,
-        fingerprint if first else None,
+        replace(fingerprint, description=req.description) if first else None,
+        req.description,
     )
     return {"KeyId": record.arn, "KeyMaterialId": fingerprint.key_material_id}
 

@@ -213,7 +213,10 @@ def key_metadata(record: KmsKeyRecord, imported_material_id: str | None = None) 
         and symmetric
     ):
         meta["CurrentKeyMaterialId"] = imported_material_id
-    if record.origin == "EXTERNAL":
+    # No ExpirationModel while an EXTERNAL key has no material (PendingImport, or material
+    # deleted while pending deletion). An Enabled or Disabled key always has some.
+    has_material = record.expiration_model is not None or record.state in (ENABLED, DISABLED)
+    if record.origin == "EXTERNAL" and has_material:
         meta["ExpirationModel"] = record.expiration_model or "KEY_MATERIAL_DOES_NOT_EXPIRE"
         if record.valid_to is not None:
             meta["ValidTo"] = record.valid_to

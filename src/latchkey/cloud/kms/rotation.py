@@ -20,7 +20,7 @@ from latchkey.cloud.kms.keys import (
     material_id,
 )
 from latchkey.cloud.kms.paging import page
-from latchkey.store.base import KeyMaterialRecord, KmsKeyRecord
+from latchkey.store.base import ImportFingerprintRecord, KeyMaterialRecord, KmsKeyRecord
 
 DAY = 86400.0
 DEFAULT_PERIOD, MIN_PERIOD, MAX_PERIOD = 365, 90, 2560
@@ -108,7 +108,8 @@ async def disable_key_rotation(call: Call) -> dict[str, Any]:
 async def get_key_rotation_status(call: Call) -> dict[str, Any]:
     record = call.keys.resolve(call.params.get("KeyId"), aliases=False)
     authorize_key(call, "GetKeyRotationStatus", record)
-    check_rotatable(record)
+    # Keys that cannot rotate automatically (asymmetric, HMAC, imported material) report false,
+    # as AWS does, rather than refusing: tools such as Terraform ask for every key's status.
     # A key pending deletion reports false; cancelling the deletion brings its status back.
     enabled = record.rotation_period_days is not None and record.state != PENDING_DELETION
     out: dict[str, Any] = {"KeyId": record.arn, "KeyRotationEnabled": enabled}
@@ -168,7 +169,10 @@ async def rotate_key_on_demand(call: Call) -> dict[str, Any]:
 
 
 def _rotation_entry(
-    call: Call, record: KmsKeyRecord, material: KeyMaterialRecord, imported_id: str | None
+    call: Call,
+    record: KmsKeyRecord,
+    material: KeyMaterialRecord,
+    imported: ImportFingerprintRecord | None,
 ) -> dict[str, Any]:
     if material.version == record.current_version:
         state = "CURRENT"
@@ -178,13 +182,17 @@ def _rotation_entry(
         state = "NON_CURRENT"
     entry: dict[str, Any] = {
         "KeyId": record.key_id,
-        "KeyMaterialId": imported_id or material_id(record.key_id, material.version),
+        "KeyMaterialId": (
+            imported.key_material_id if imported else material_id(record.key_id, material.version)
+        ),
         "KeyMaterialState": state,
     }
     if material.rotation_type is not None and state != "PENDING_ROTATION":
         entry["RotationDate"] = material.created
         entry["RotationType"] = material.rotation_type
     if record.origin == "EXTERNAL":
+        if imported is not None and imported.description is not None:
+            entry["KeyMaterialDescription"] = imported.description
         entry["ImportState"] = "IMPORTED"
         model = record.expiration_model or "KEY_MATERIAL_DOES_NOT_EXPIRE"
         entry["ExpirationModel"] = model
@@ -212,13 +220,29 @@ async def list_key_rotations(call: Call) -> dict[str, Any]:
             for m in materials
             if m.rotation_type is not None and m.version <= record.current_version
         ]
-    imported_id = None
+    imported = None
     if record.origin == "EXTERNAL":
-        fingerprint = call.keys.store.load_import_fingerprint(record.key_id)
-        imported_id = fingerprint.key_material_id if fingerprint is not None else None
+        imported = call.keys.store.load_import_fingerprint(record.key_id)
     shown, members = page(materials, call.params, lambda m: f"{m.version:010d}", default=100)
-    entries = [_rotation_entry(call, record, m, imported_id) for m in shown]
+    entries = [_rotation_entry(call, record, m, imported) for m in shown]
+    if not materials and imported is not None and include != "ROTATIONS_ONLY":
+        # The material was deleted (or expired): it stays listed, waiting to be imported again.
+        entries = [_pending_import_entry(record, imported)]
     return {"Rotations": entries, **members}
+
+
+def _pending_import_entry(
+    record: KmsKeyRecord, imported: ImportFingerprintRecord
+) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "KeyId": record.key_id,
+        "KeyMaterialId": imported.key_material_id,
+        "KeyMaterialState": "CURRENT",
+    }
+    if imported.description is not None:
+        entry["KeyMaterialDescription"] = imported.description
+    entry["ImportState"] = "PENDING_IMPORT"
+    return entry
 
 
 OPERATIONS: dict[str, Handler] = {
