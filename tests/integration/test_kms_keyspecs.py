@@ -165,6 +165,19 @@ def test_customer_master_key_spec_is_the_same_parameter(kms: Any) -> None:
     assert meta["KeyMetadata"]["KeySpec"] == "ECC_NIST_P256"
 
 
+@pytest.mark.parametrize(
+    ("spec", "usage"),
+    [("ML_DSA_44", "SIGN_VERIFY"), ("ECC_NIST_EDWARDS25519", "SIGN_VERIFY"),
+     ("RSA_2048", "ENCRYPT_DECRYPT")],
+)  # fmt: skip
+def test_customer_master_key_spec_mirrors_key_spec_in_both_answers(
+    kms: Any, spec: str, usage: str
+) -> None:
+    key_id = kms.create_key(KeySpec=spec, KeyUsage=usage)["KeyMetadata"]["KeyId"]
+    assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["CustomerMasterKeySpec"] == spec
+    assert kms.get_public_key(KeyId=key_id)["CustomerMasterKeySpec"] == spec
+
+
 def test_private_key_is_pkcs8_material_wrapped_by_the_root_key(cloud: Cloud, kms: Any) -> None:
     key_id = kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
     node = cloud.node.node

@@ -5,6 +5,7 @@ everything surviving a restart of the node."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import time
@@ -264,6 +265,11 @@ def test_list_keys_pages(kms: Any) -> None:
     assert "NextMarker" not in rest
     assert [k["KeyId"] for k in first["Keys"] + rest["Keys"]] == made
     assert refused(kms.list_keys, Marker="!!not-a-marker")[:2] == ("InvalidMarkerException", 400)
+    # well-formed base64, but no marker this service made: refused, not a page from the start
+    for forged in ("AAAA", base64.urlsafe_b64encode(made[0].encode()).decode()):
+        assert refused(kms.list_keys, Marker=forged)[:2] == ("InvalidMarkerException", 400)
+    mangled = first["NextMarker"][:-2] + ("A" if first["NextMarker"][-2] != "A" else "B") + "="
+    assert refused(kms.list_keys, Marker=mangled)[:2] == ("InvalidMarkerException", 400)
 
 
 # -- authorization ------------------------------------------------------------------------------

@@ -92,12 +92,13 @@ async def get_public_key(call: Call) -> dict[str, Any]:
     out: dict[str, Any] = {
         "KeyId": record.arn,
         "PublicKey": encode_blob(keyspecs.public_key_der(current_material(call, record))),
+        # The deprecated mirror of KeySpec, filled for every spec as DescribeKey fills it (AWS
+        # does so for the newer specs too, though the model's enum stops at SM2).
+        "CustomerMasterKeySpec": record.key_spec,
         "KeySpec": record.key_spec,
         "KeyUsage": record.key_usage,
         **specs.spec_metadata(record.key_spec, record.key_usage),
     }
-    if record.key_spec in specs.CMK_SPECS:
-        out["CustomerMasterKeySpec"] = record.key_spec
     return out
 
 

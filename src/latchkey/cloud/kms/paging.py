@@ -1,14 +1,18 @@
 """``Limit`` / ``Marker`` / ``NextMarker`` / ``Truncated`` paging of KMS List* operations.
 
-Items come sorted by a string key; a marker is that key of the last item shown, base64url so
-it stays opaque and inside the Marker pattern. A page continues after the marker, so an item
-deleted between two calls does not break paging.
+Items come sorted by a string key; a marker is that key of the last item shown with a short
+checksum, base64url so it stays opaque and inside the Marker pattern. A page continues after
+the marker, so an item deleted between two calls does not break paging. The checksum is no
+secret: it tells a marker this service made from a made-up or mangled one, which AWS refuses
+with ``InvalidMarkerException`` rather than answering a page from somewhere.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -35,17 +39,30 @@ def limit_param(params: dict[str, Any], *, default: int, cap: int) -> int:
     return min(limit, cap)
 
 
+_CHECK = 4  # bytes of SHA-256 after the sort key
+
+
+def _check(raw: bytes) -> bytes:
+    return hashlib.sha256(b"latchkey-kms-marker\x00" + raw).digest()[:_CHECK]
+
+
 def encode_marker(sort_key: str) -> str:
-    return base64.urlsafe_b64encode(sort_key.encode()).decode("ascii")
+    raw = sort_key.encode()
+    return base64.urlsafe_b64encode(raw + _check(raw)).decode("ascii")
 
 
 def decode_marker(marker: object) -> str:
+    invalid = AwsError("InvalidMarkerException", "Invalid marker")
     if not isinstance(marker, str) or not marker:
-        raise AwsError("InvalidMarkerException", "Invalid marker")
+        raise invalid
     try:
-        return base64.urlsafe_b64decode(marker.encode("ascii")).decode()
+        data = base64.urlsafe_b64decode(marker.encode("ascii"))
+        raw, check = data[:-_CHECK], data[-_CHECK:]
+        if len(data) <= _CHECK or not hmac.compare_digest(check, _check(raw)):
+            raise invalid
+        return raw.decode()
     except (binascii.Error, UnicodeError, ValueError):
-        raise AwsError("InvalidMarkerException", "Invalid marker") from None
+        raise invalid from None
 
 
 def page(

@@ -54,9 +54,6 @@ ASYMMETRIC = frozenset(
 #: Key specs AWS has that pyca/cryptography cannot do here (it has no ML-KEM-512).
 NOT_HERE = frozenset({"ML_KEM_512"})
 
-#: The older CustomerMasterKeySpec enum; newer specs are reported only as KeySpec.
-CMK_SPECS = frozenset((*RSA, *NIST_EC, "ECC_SECG_P256K1", "SYMMETRIC_DEFAULT", *HMAC, "SM2"))
-
 
 def signing_algorithms(key_spec: str) -> list[str]:
     if key_spec in RSA:
