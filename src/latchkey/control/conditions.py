@@ -36,6 +36,9 @@ class RequestFacts:
     action: str | None = None  # "kms:Encrypt", from X-Amz-Target or Action
     key_id: str | None = None  # the KeyId the request names, as sent
     access_key_id: str | None = None  # the placeholder access key id the client signed with
+    # Why the action or key cannot be told for sure (named twice, differently): a request an
+    # AWS-request rule must refuse, whatever it allows.
+    ambiguous: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +96,11 @@ class AwsRequestRule:
     actions: tuple[str, ...] = ()
     keys: tuple[str, ...] = ()
 
-    def check(self, action: str | None, key_id: str | None) -> str | None:
+    def check(
+        self, action: str | None, key_id: str | None, ambiguous: str | None = None
+    ) -> str | None:
+        if ambiguous is not None:
+            return ambiguous
         if self.actions:
             if action is None:
                 return "the request names no AWS action"
@@ -121,5 +128,5 @@ class AccessCondition:
             if why is not None:
                 return why
         if self.aws is not None:
-            return self.aws.check(facts.action, facts.key_id)
+            return self.aws.check(facts.action, facts.key_id, facts.ambiguous)
         return None

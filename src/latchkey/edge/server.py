@@ -137,6 +137,12 @@ def deny_response(
     return Response(status, headers, body)
 
 
+def _reads_body(config: Config, allowed: Allowed) -> bool:
+    """Whether a condition of the matched policy looks at what the request names (its action,
+    its key), which may be in the body."""
+    return any(config.access_condition(name).aws is not None for name in allowed.policy.conditions)
+
+
 def _plain(status: int, text: str, keep_alive: bool = False) -> Response:
     return Response(status, [("Content-Type", "text/plain")], (text + "\n").encode(), keep_alive)
 
@@ -684,6 +690,15 @@ class Edge:
         assert isinstance(decision, Allowed)
         client, policy = decision.client.name, decision.policy.name
         if decision.policy.conditions:
+            if body is not None and not body.finished and _reads_body(config, decision):
+                # The action and key may be in the body: read it (capped) before judging, or a
+                # streamed body (Expect: 100-continue, chunked) would be judged as empty.
+                try:
+                    request.body = await self._collect(body)
+                except Refusal as exc:
+                    outcome = Outcome("denied:cannot-read", "denied", "cannot-read", client,
+                                      policy, None, exc.message)  # fmt: skip
+                    return refusal_response(exc, request, host), outcome
             failed = check_conditions(
                 config, decision, request_facts(request, host, self._clock.now())
             )
@@ -741,12 +756,16 @@ class Edge:
         """Re-sign the head; a body the signature must hash is read (capped) first."""
         scope = scope_of(request, host)
         mode = payload_mode(request, scope[1])
-        if body is not None and mode is PayloadMode.HASH_BODY:
-            try:
-                request.body = await body.collect(self._settings.max_body_bytes)
-            except ProtocolError as err:
-                raise Refusal("InvalidRequest", str(err), err.status) from None
+        if body is not None and not body.finished and mode is PayloadMode.HASH_BODY:
+            request.body = await self._collect(body)
         return resign_head(request, creds, host=host, now=self._clock.now(), scope=scope, mode=mode)
+
+    async def _collect(self, body: ClientBody) -> bytes:
+        """A streamed body, whole (``max_body_bytes`` at most)."""
+        try:
+            return await body.collect(self._settings.max_body_bytes)
+        except ProtocolError as err:
+            raise Refusal("InvalidRequest", str(err), err.status) from None
 
     async def _forward(
         self,
