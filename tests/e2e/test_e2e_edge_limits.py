@@ -120,6 +120,22 @@ def test_a_request_goes_through(edge: tuple[str, int]) -> None:
         assert answer(sock).startswith(b"HTTP/1.1 200 ")
 
 
+def test_a_head_dribbled_byte_by_byte_still_gets_408(edge: tuple[str, int]) -> None:
+    """The header timeout (1 s here) runs from the request's first byte, not from each read:
+    a head sent a byte every 0.1 s (5.4 s in all) is refused, not served."""
+    head = b"GET /dribbled HTTP/1.1\r\nHost: plain.internal.example\r\n\r\n"
+    with tunnel(edge) as sock:
+        for byte in head:
+            try:
+                sock.sendall(bytes([byte]))
+            except OSError:  # the edge gave up and closed
+                break
+            time.sleep(0.1)
+        reply = answer(sock)
+    assert reply.startswith(b"HTTP/1.1 408 "), reply
+    assert "/dribbled" not in Upstream.requests
+
+
 def test_passthrough_deny(edge: tuple[str, int]) -> None:
     with socket.create_connection(edge, timeout=10) as sock:
         sock.sendall(b"CONNECT example.org:443 HTTP/1.1\r\nHost: example.org:443\r\n\r\n")

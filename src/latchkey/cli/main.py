@@ -183,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(default) or refuse them with 403",
     )
     for option, seconds, what in (
-        ("--header-timeout", 30.0, "a started request must arrive whole within S seconds (408)"),
+        ("--header-timeout", 30.0, "a request head must arrive within S s of its first byte (408)"),
         ("--idle-timeout", 120.0, "close keep-alive client connections idle for S seconds"),
         ("--upstream-connect-timeout", 10.0, "connecting upstream, TCP + TLS (504 beyond)"),
         ("--upstream-timeout", 60.0, "waiting for the upstream's answer (504 beyond)"),

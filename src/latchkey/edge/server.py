@@ -280,20 +280,24 @@ class Edge:
         idle: float,
     ) -> Request | None:
         """The next request; ``None`` when the client closed or stayed idle for ``idle``
-        seconds. Once a request has begun, the rest must come within the header timeout:
-        ``RequestTimeout`` otherwise."""
-        started = False
+        seconds. Once a request has begun, its whole head must come within the header timeout
+        of its first byte (not of each read: a head dribbled a byte at a time must not hold
+        the connection for ever): 408 otherwise."""
+        deadline: float | None = None  # set by the request's first bytes
         while not pending:
-            wait = self._settings.header_timeout if started else idle
+            wait = idle if deadline is None else deadline - time.monotonic()
             try:
+                if wait <= 0:
+                    raise TimeoutError
                 data = await conn.read(READ_CHUNK, wait)
             except TimeoutError:
-                if started:
+                if deadline is not None:
                     raise ProtocolError("the request did not arrive in time", 408) from None
                 return None
             if not data:
                 return None
-            started = True
+            if deadline is None:
+                deadline = time.monotonic() + self._settings.header_timeout
             pending.extend(parser.feed_events(data))
         request = pending.pop(0)
         if not isinstance(request, Request):  # (a streamed body is consumed or the end)
