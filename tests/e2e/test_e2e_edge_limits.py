@@ -136,6 +136,35 @@ def test_a_head_dribbled_byte_by_byte_still_gets_408(edge: tuple[str, int]) -> N
     assert "/dribbled" not in Upstream.requests
 
 
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"GET /elsewhere HTTP/1.1\r\nHost: other.example\r\n\r\n",
+        b"GET http://other.example/elsewhere HTTP/1.1\r\nHost: plain.internal.example\r\n\r\n",
+    ],
+)
+def test_a_request_for_another_host_in_a_tunnel_is_misdirected(
+    edge: tuple[str, int], head: bytes
+) -> None:
+    with tunnel(edge) as sock:
+        sock.sendall(head)
+        reply = answer(sock)
+    assert reply.startswith(b"HTTP/1.1 421 "), reply
+    assert b"this connection is for plain.internal.example" in reply
+    assert b"other.example" not in reply  # the client's text is not echoed
+    assert "/elsewhere" not in Upstream.requests
+
+
+def test_an_absolute_form_target_for_the_tunnel_host_goes_upstream_in_origin_form(
+    edge: tuple[str, int],
+) -> None:
+    with tunnel(edge) as sock:
+        sock.sendall(b"GET http://PLAIN.internal.example/absolute?q=1 HTTP/1.1\r\n"
+                     b"Host: plain.internal.example\r\n\r\n")  # fmt: skip
+        assert answer(sock).startswith(b"HTTP/1.1 200 ")
+    assert "/absolute?q=1" in Upstream.requests
+
+
 def test_passthrough_deny(edge: tuple[str, int]) -> None:
     with socket.create_connection(edge, timeout=10) as sock:
         sock.sendall(b"CONNECT example.org:443 HTTP/1.1\r\nHost: example.org:443\r\n\r\n")

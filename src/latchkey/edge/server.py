@@ -160,6 +160,35 @@ def _absolute_target(target: str) -> tuple[str, int, str] | None:
     return parts.hostname.lower(), port, origin
 
 
+def _host_name(authority: str) -> str:
+    """``Host``'s name without its port, lowercase (``[::1]:443`` -> ``::1``)."""
+    if authority.startswith("["):
+        return authority[1:].partition("]")[0].lower()
+    return authority.rpartition(":")[0].lower() if ":" in authority else authority.lower()
+
+
+def _misdirected(request: Request, host: str) -> str | None:
+    """Inside a connection to ``host`` (CONNECT, or redirected by SNI), every request must name
+    that host: another in ``Host`` or in an absolute-form target is refused (RFC 9110 7.4:
+    421), rather than signed for a host it will not reach. An absolute-form target naming
+    ``host`` is rewritten to origin-form, as the origin expects (RFC 9112 3.2.1)."""
+    target = request.target
+    if target[:1] != "/" and "://" in target[:8]:
+        parts = urlsplit(target)
+        try:
+            named = (parts.hostname or "").lower()
+        except ValueError:
+            return "the request target is not a valid URL"
+        if named != host.lower():
+            return f"this connection is for {host}: the request target names another host"
+        request.target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        return None
+    given = request.header("Host")
+    if given is not None and _host_name(given.strip()) != host.lower():
+        return f"this connection is for {host}: the Host header names another"
+    return None
+
+
 def _split_authority(target: str) -> tuple[str, int] | None:
     host, sep, port = target.rpartition(":")
     if not sep or not port.isdigit():
@@ -598,6 +627,9 @@ class Edge:
                     writer.write(encode_response(_plain(400, text)))
                     return
                 request.target = target[2]
+            elif origin is None and (wrong := _misdirected(request, host)) is not None:
+                writer.write(encode_response(_plain(421, wrong)))
+                return
             started = time.perf_counter()
             body = None
             if request.streamed:
