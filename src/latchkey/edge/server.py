@@ -52,7 +52,7 @@ from latchkey.edge.sign import (
     resign_body,
     resign_head,
     resigned_body,
-    scope_of,
+    signing_scope,
 )
 from latchkey.edge.transparent import (
     Kind,
@@ -790,7 +790,7 @@ class Edge:
         self, request: Request, body: ClientBody | None, creds: Credentials, host: str
     ) -> SignedHead:
         """Re-sign the head; a body the signature must hash is read (capped) first."""
-        scope = scope_of(request, host)
+        scope = signing_scope(request, host)  # Refusal when neither signature nor host says
         mode = payload_mode(request, scope[1])
         if body is not None and not body.finished and mode is PayloadMode.HASH_BODY:
             request.body = await self._collect(body)

@@ -12,7 +12,12 @@ none                                       the edge hashes the body (buffered, c
 =========================================  ==================================================
 
 Presigned URLs and compressed request bodies are refused (``Refusal``) with the workaround.
-S3 signs its path as sent (encoded once); every other service encodes it once more.
+The S3 family (``S3_FAMILY``) signs its path as sent (encoded once); every other service
+encodes it once more.
+
+The credential scope (region, service) is the placeholder signature's; a request that has none
+takes it from the AWS endpoint name it is sent to (``aws/endpoints.host_scope``), or is
+refused.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from xml.sax.saxutils import escape
 
 from latchkey.aws import sigv4
 from latchkey.aws.chunked import ChunkResigner, ChunkSigning
+from latchkey.aws.endpoints import host_scope
 from latchkey.control.model import normalize_host
 from latchkey.http.h1 import HOP_BY_HOP, Request, Response, connection_tokens
 
@@ -39,6 +45,14 @@ _PRESIGN_PARAMS = frozenset(
     {"x-amz-signature", "x-amz-credential", "x-amz-algorithm", "awsaccesskeyid"}
 )
 _IDENTITY_CODINGS = frozenset({"", "identity", "aws-chunked"})
+# The signing names botocore signs with S3's rules (S3SigV4Auth: the path as sent, neither
+# normalized nor encoded again, and an x-amz-content-sha256 header): every name the endpoint
+# rules of its s3 and s3control clients give, both of which sign with "s3v4".
+S3_FAMILY = frozenset({"s3", "s3-object-lambda", "s3-outposts", "s3express"})
+
+
+def signs_like_s3(service: str) -> bool:
+    return service in S3_FAMILY
 
 
 class PayloadMode(enum.Enum):
@@ -73,23 +87,36 @@ class SignedHead:
     chunks: ChunkSigning | None = None  # set when the chunk chain must be re-signed
 
 
-def scope_of(request: Request, host: str) -> tuple[str, str]:
-    """(region, service): from the placeholder credential scope, else from the host name."""
+def _declared_scope(request: Request) -> tuple[str, str] | None:
+    """(region, service) of the placeholder signature's credential scope, if well formed."""
     auth = request.header("Authorization") or ""
     if "Credential=" in auth:
         cred = auth.split("Credential=", 1)[1].split(",", 1)[0].strip()
         parts = cred.split("/")
         if len(parts) == 5 and parts[4] == "aws4_request":
             return parts[2], parts[3]
-    name = normalize_host(host)
-    for suffix in (".amazonaws.com.cn", ".amazonaws.com"):
-        if name.endswith(suffix):
-            labels = name[: -len(suffix)].split(".")
-            # service.region.amazonaws.com, or service.amazonaws.com (global: us-east-1)
-            if len(labels) >= 2:
-                return labels[1], labels[0]
-            return "us-east-1", labels[0]
-    return "us-east-1", name.split(".", 1)[0]
+    return None
+
+
+def signing_scope(request: Request, host: str) -> tuple[str, str]:
+    """(region, service) to sign for: the placeholder's credential scope, else the host's;
+    ``Refusal`` if neither says it."""
+    scope = _declared_scope(request) or host_scope(normalize_host(host))
+    if scope is None:
+        raise Refusal(
+            "InvalidRequest",
+            f"latchkey cannot tell which region and service to sign this unsigned request to "
+            f"{host} for: sign it with placeholder keys (any access key id and secret) and the "
+            "right region, so that the edge reads both from the placeholder signature.",
+        )
+    return scope
+
+
+def scope_of(request: Request, host: str) -> tuple[str, str]:
+    """(region, service) as well as the request tells: ``signing_scope``, else a guess from
+    the host name's first label (enough to shape an error or name an action, not to sign)."""
+    scope = _declared_scope(request) or host_scope(normalize_host(host))
+    return scope or ("us-east-1", normalize_host(host).split(".", 1)[0])
 
 
 def placeholder_access_key(request: Request) -> str | None:
@@ -118,7 +145,7 @@ def payload_mode(request: Request, service: str) -> PayloadMode:
         for value in request.header_values("content-encoding")
         for token in value.split(",")
     }
-    if service != "s3" and codings - _IDENTITY_CODINGS:  # S3: object metadata, not compression
+    if not signs_like_s3(service) and codings - _IDENTITY_CODINGS:  # S3: object metadata
         raise Refusal(
             "InvalidRequest",
             "latchkey does not re-sign compressed request bodies (Content-Encoding: "
@@ -183,8 +210,8 @@ def resign_head(
 ) -> SignedHead:
     """Sign the request's head anew. For ``HASH_BODY`` ``request.body`` must be the whole body;
     for every other mode the body is not read. ``scope`` and ``mode``, when the caller has
-    them already, are ``scope_of(request, host)`` and ``payload_mode(request, service)``."""
-    region, service = scope if scope is not None else scope_of(request, host)
+    them already, are ``signing_scope(request, host)`` and ``payload_mode(request, service)``."""
+    region, service = scope if scope is not None else signing_scope(request, host)
     if mode is None:
         mode = payload_mode(request, service)
     headers = request.headers
@@ -194,7 +221,7 @@ def resign_head(
     kept = [headers[i] for i in keep]
     if not has_host:
         kept.insert(0, ("Host", host))
-    s3 = service == "s3"
+    s3 = signs_like_s3(service)
     if s3 and mode is PayloadMode.HASH_BODY:  # S3 wants the hash as a header
         kept.append(("x-amz-content-sha256", sigv4.payload_hash(request.body)))
     unsigned = sigv4.HttpRequest(
@@ -263,7 +290,7 @@ def aws_error(code: str, message: str, request: Request, host: str) -> tuple[str
     _region, service = scope_of(request, host)
     content_type = (request.header("Content-Type") or "").lower()
     json_service = request.header("X-Amz-Target") is not None or "json" in content_type
-    if service == "s3":
+    if signs_like_s3(service):
         body = (
             "<?xml version='1.0' encoding='UTF-8'?>\n<Error>"
             f"<Code>{escape(code)}</Code><Message>{escape(message)}</Message></Error>"
