@@ -269,6 +269,39 @@ def start_with_config(tmp_path: Path, documents: str) -> UpProcess:
     raise AssertionError("unreachable")
 
 
+# A plain-HTTP Server Workload (plain.internal.example:80) forwarded to 127.0.0.1:{port}, with
+# no authentication, open to loopback clients; ``.format(port=...)``.
+PLAIN_WORKLOAD = """\
+apiVersion: latchkey/v1
+kind: ServerWorkload
+metadata: {{name: plain}}
+spec:
+  host: plain.internal.example
+  port: 80
+  tls: false
+  forward: {{host: 127.0.0.1, port: {port}}}
+  authentication: {{method: http, scheme: none}}
+---
+apiVersion: latchkey/v1
+kind: CredentialProvider
+metadata: {{name: unused}}
+spec:
+  type: aws-sts-federation
+  roleArn: arn:aws:iam::000000000000:role/unused
+  audience: sts.amazonaws.com
+---
+apiVersion: latchkey/v1
+kind: ClientWorkload
+metadata: {{name: loopback}}
+spec: {{identities: [{{sourceCidr: 127.0.0.0/8}}]}}
+---
+apiVersion: latchkey/v1
+kind: AccessPolicy
+metadata: {{name: loopback-to-plain}}
+spec: {{clients: [loopback], server: plain, credentialProvider: unused}}
+"""
+
+
 # -- the local cloud, as the integration tests drive it -----------------------------------------
 
 ACCOUNT = "000000000000"

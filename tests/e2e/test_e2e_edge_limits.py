@@ -16,39 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from latchkey_testing import PLAIN_WORKLOAD as CONFIG
 from latchkey_testing import QuietHandler, UpProcess, start_up_process
 
 pytestmark = pytest.mark.e2e
-
-CONFIG = """\
-apiVersion: latchkey/v1
-kind: ServerWorkload
-metadata: {{name: plain}}
-spec:
-  host: plain.internal.example
-  port: 80
-  tls: false
-  forward: {{host: 127.0.0.1, port: {port}}}
-  authentication: {{method: http, scheme: none}}
----
-apiVersion: latchkey/v1
-kind: CredentialProvider
-metadata: {{name: unused}}
-spec:
-  type: aws-sts-federation
-  roleArn: arn:aws:iam::000000000000:role/unused
-  audience: sts.amazonaws.com
----
-apiVersion: latchkey/v1
-kind: ClientWorkload
-metadata: {{name: loopback}}
-spec: {{identities: [{{sourceCidr: 127.0.0.0/8}}]}}
----
-apiVersion: latchkey/v1
-kind: AccessPolicy
-metadata: {{name: loopback-to-plain}}
-spec: {{clients: [loopback], server: plain, credentialProvider: unused}}
-"""
 
 
 DATA_DIRS: list[Path] = []  # the node's, for the access-event file

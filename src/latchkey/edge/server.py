@@ -62,7 +62,13 @@ from latchkey.edge.transparent import (
     open_streams,
 )
 from latchkey.edge.trust import TrustVerifier, extract_token
-from latchkey.edge.upstream import StreamedResponse, UpstreamError, UpstreamPool, UpstreamTimeout
+from latchkey.edge.upstream import (
+    OnInterim,
+    StreamedResponse,
+    UpstreamError,
+    UpstreamPool,
+    UpstreamTimeout,
+)
 from latchkey.http.busypoll import BusyPoll
 from latchkey.http.conn import Conn, accept
 from latchkey.http.h1 import (
@@ -74,6 +80,7 @@ from latchkey.http.h1 import (
     RequestParser,
     Response,
     body_framing,
+    encode_interim,
     encode_request,
     encode_request_head,
     encode_response,
@@ -141,6 +148,14 @@ def _reads_body(config: Config, allowed: Allowed) -> bool:
     """Whether a condition of the matched policy looks at what the request names (its action,
     its key), which may be in the body."""
     return any(config.access_condition(name).aws is not None for name in allowed.policy.conditions)
+
+
+def _interims_to(writer: Conn, request: Request) -> OnInterim | None:
+    """Where the upstream's interim (1xx) responses go: to the client, unless it speaks
+    HTTP/1.0, which has none (RFC 9110 15.2)."""
+    if request.http_version == "1.0":
+        return None
+    return lambda interim: writer.write(encode_interim(interim))
 
 
 def _plain(status: int, text: str, keep_alive: bool = False) -> Response:
@@ -437,7 +452,9 @@ class Edge:
                    if k.lower() != "proxy-authorization"]  # fmt: skip
         try:
             data = encode_request(request.method, origin, headers, request.body)
-            response = await self._upstream.request(host, port, False, data)
+            response = await self._upstream.request(
+                host, port, False, data, on_interim=_interims_to(writer, request)
+            )
         except UpstreamError as exc:
             status = 504 if isinstance(exc, UpstreamTimeout) else 502
             writer.write(
@@ -449,7 +466,12 @@ class Edge:
             return
         response.headers = end_to_end(response.headers)
         response.keep_alive = False
-        writer.write(encode_response(response))
+        if request.method == "HEAD":  # the length a GET would have had, and no body
+            writer.write(
+                encode_response_head(response, body_framing(response.headers), no_body=True)
+            )
+        else:
+            writer.write(encode_response(response))
 
     async def _evidence(
         self,
@@ -637,7 +659,9 @@ class Edge:
                 body = ClientBody(conn, parser, pending, request, timeout=timeout)
             self._busy.working += 1
             try:
-                answer, outcome = await self._handle(request, evidence, server, host, body, memo)
+                answer, outcome = await self._handle(
+                    request, evidence, server, host, body, memo, _interims_to(conn, request)
+                )
                 response = answer.head if isinstance(answer, StreamedResponse) else answer
                 # A body left unread cannot be skipped safely: close after answering.
                 unread = body is not None and not body.finished
@@ -710,6 +734,7 @@ class Edge:
         host: str,
         body: ClientBody | None = None,
         memo: list[Any] | None = None,
+        interims: OnInterim | None = None,
     ) -> tuple[Response | StreamedResponse, Outcome]:
         config = self._config()  # this request keeps this Config, whatever is applied meanwhile
         # The caller's evidence is fixed for the connection: decide again only when the
@@ -784,7 +809,7 @@ class Edge:
             headers = end_to_end(request.headers)
         allowed = Outcome(f"allowed:{policy}", "allowed", None, client, policy, provider_name,
                           evidence=matched, credentials=got)  # fmt: skip
-        return await self._forward(request, body, headers, signed, server, host, allowed)
+        return await self._forward(request, body, headers, signed, server, host, allowed, interims)
 
     async def _resign(
         self, request: Request, body: ClientBody | None, creds: Credentials, host: str
@@ -812,6 +837,7 @@ class Edge:
         server: ServerWorkload,
         host: str,
         allowed: Outcome,
+        interims: OnInterim | None = None,
     ) -> tuple[Response | StreamedResponse, Outcome]:
         """Send the request upstream (its body buffered, or streamed from the client, chunk
         signatures re-signed on the way) and take the answer."""
@@ -848,6 +874,7 @@ class Edge:
                 verify=server.tls_verify,
                 ca_bundle=server.ca_bundle,
                 head_request=request.method == "HEAD",
+                on_interim=interims,
             )
         except UpstreamError as exc:
             status = 504 if isinstance(exc, UpstreamTimeout) else 502

@@ -4,6 +4,7 @@
 and answers with the whole ``Response`` when it is small or an error, else with a
 ``StreamedResponse`` whose body the caller relays as it arrives. A request with a streamed body
 always gets a fresh connection (it cannot be replayed if a pooled one turns out closed).
+Interim (1xx) responses a proxy forwards are handed to ``on_interim`` as they arrive.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import contextlib
 import ssl
 import time
 from collections import defaultdict, deque
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,13 +48,18 @@ class _ClosedBeforeAnswer(UpstreamError):
 
 _Events = deque[Response | BodyPart | BodyEnd]
 _Key = tuple[str, int, bool, bool, str | None]  # host, port, tls, verify, CA bundle
+OnInterim = Callable[[Response], None]  # takes an interim (1xx) response to forward
+
+
+def _parser(head_request: bool = False) -> ResponseStreamParser:
+    return ResponseStreamParser(head_request=head_request, interims=True)
 
 
 @dataclass(slots=True)
 class _Conn:
     conn: Conn
     idle_since: float
-    parser: ResponseStreamParser = field(default_factory=ResponseStreamParser)
+    parser: ResponseStreamParser = field(default_factory=_parser)
 
     def usable(self) -> bool:
         conn = self.conn
@@ -138,10 +144,22 @@ class UpstreamPool:
         return _Conn(conn, time.monotonic())
 
     async def request(
-        self, host: str, port: int, tls: bool, data: bytes, *, verify: bool = True
+        self,
+        host: str,
+        port: int,
+        tls: bool,
+        data: bytes,
+        *,
+        verify: bool = True,
+        on_interim: OnInterim | None = None,
     ) -> Response:
-        """Send one serialised request, return the whole response (bodies up to 8 MiB)."""
-        answer = await self.exchange(host, port, tls, data, verify=verify)
+        """Send one serialised request, return the whole response (bodies up to 8 MiB). The
+        request line is ours, so it tells a HEAD, whose answer has no body whatever its head
+        says."""
+        head_request = data.startswith(b"HEAD ")
+        answer = await self.exchange(
+            host, port, tls, data, verify=verify, head_request=head_request, on_interim=on_interim
+        )
         if isinstance(answer, Response):
             return answer
         parts = [answer.first]
@@ -166,6 +184,7 @@ class UpstreamPool:
         verify: bool = True,
         ca_bundle: str | None = None,
         head_request: bool = False,
+        on_interim: OnInterim | None = None,
     ) -> Response | StreamedResponse:
         """Send ``head`` (a whole request, or its head when ``body`` streams the rest);
         ``ca_bundle`` is trusted beside the system store when verifying."""
@@ -176,7 +195,7 @@ class UpstreamPool:
             conn = await self._connect(host, port, tls, verify, ca_bundle)
         try:
             await self._send(conn, head, body)
-            return await self._receive(conn, key, head_request)
+            return await self._receive(conn, key, head_request, on_interim)
         except _ClosedBeforeAnswer:
             conn.close()
             if not reused:
@@ -188,7 +207,7 @@ class UpstreamPool:
         conn = await self._connect(host, port, tls, verify, ca_bundle)
         try:
             await self._send(conn, head, None)
-            return await self._receive(conn, key, head_request)
+            return await self._receive(conn, key, head_request, on_interim)
         except BaseException:
             conn.close()
             raise
@@ -236,14 +255,25 @@ class UpstreamPool:
                 f"upstream did not take the request within {self._response_timeout:g} s"
             ) from None
 
-    async def _read(self, conn: _Conn, parser: ResponseStreamParser, events: _Events) -> bool:
-        """One read fed to the parser; False at the end of the stream."""
+    async def _read(
+        self,
+        conn: _Conn,
+        parser: ResponseStreamParser,
+        events: _Events,
+        *,
+        unanswered: bool = False,
+    ) -> bool:
+        """One read fed to the parser; False at the end of the stream. A reset is safe to retry
+        only while nothing of the answer has come (``unanswered``): once the server began to
+        answer, it acted on the request, and sending it again could act twice."""
         try:
             chunk = await conn.conn.read(READ_CHUNK, self._response_timeout)
         except TimeoutError:
             raise UpstreamTimeout(f"no answer within {self._response_timeout:g} s") from None
         except ConnectionResetError:
-            raise _ClosedBeforeAnswer("upstream reset the connection") from None
+            if unanswered:
+                raise _ClosedBeforeAnswer("upstream reset the connection") from None
+            raise UpstreamError("upstream reset the connection during its answer") from None
         except (OSError, ssl.SSLError) as exc:
             raise UpstreamError(f"upstream connection failed: {exc}") from None
         if not chunk:
@@ -254,25 +284,50 @@ class UpstreamPool:
             raise UpstreamError(f"upstream broke HTTP/1.1: {exc}") from None
         return True
 
+    async def _final_head(
+        self,
+        conn: _Conn,
+        parser: ResponseStreamParser,
+        events: _Events,
+        on_interim: OnInterim | None,
+    ) -> Response:
+        """The final response's head, the interims before it handed to ``on_interim``."""
+        interim = heard = False  # an interim came; any byte of the answer came
+        while True:
+            while not events:
+                if await self._read(conn, parser, events, unanswered=not heard):
+                    heard = True
+                    continue
+                if heard:  # it began answering: not safe to send the request again
+                    what = "an interim response" if interim else "part of its answer"
+                    raise UpstreamError(f"upstream closed the connection after {what}")
+                raise _ClosedBeforeAnswer("upstream closed the connection before answering")
+            head = events.popleft()
+            assert isinstance(head, Response)
+            if head.status >= 200:
+                return head
+            interim = True
+            if on_interim is not None:
+                on_interim(head)
+
     async def _receive(
-        self, conn: _Conn, key: _Key, head_request: bool
+        self, conn: _Conn, key: _Key, head_request: bool, on_interim: OnInterim | None
     ) -> Response | StreamedResponse:
         # One parser serves every answer on a kept-alive connection, but not a HEAD answer: its
         # Content-Length is not followed by a body, which the parser cannot be told.
-        parser = ResponseStreamParser(head_request=True) if head_request else conn.parser
+        parser = _parser(head_request=True) if head_request else conn.parser
         events: _Events = deque()
-        while not events:
-            if not await self._read(conn, parser, events):
-                raise _ClosedBeforeAnswer("upstream closed the connection before answering")
-        head = events.popleft()
-        assert isinstance(head, Response)
+        head = await self._final_head(conn, parser, events, on_interim)
         lengths = head.header_values("content-length")
         length = int(lengths[0]) if lengths else None
         chunked = bool(head.header_values("transfer-encoding"))
-        until_close = length is None and not chunked
+        # An answer to HEAD, a 204 and a 304 never have a body (RFC 9112 §6.3 rule 1; an
+        # interim is not the answer): without a length they do not run to the close.
+        no_body = head_request or head.status in (204, 304)
+        until_close = length is None and not chunked and not no_body
         if until_close:
             head.keep_alive = False
-        buffered = head.status >= 400 or (length is not None and length <= STREAM_OVER)
+        buffered = no_body or head.status >= 400 or (length is not None and length <= STREAM_OVER)
         body: list[bytes] = []
         size = 0
         while True:

@@ -131,7 +131,8 @@ class _Collector:
 
     With ``stream_if`` (requests) or ``stream_all`` (responses), a message whose head qualifies
     is handed over when its head is complete (``streamed=True``), then as ``BodyPart`` events
-    and one ``BodyEnd``: no body limit applies, the consumer bounds its memory."""
+    and one ``BodyEnd``: no body limit applies, the consumer bounds its memory. With
+    ``interims`` too, a response's interim heads a client should see are handed over as well."""
 
     def __init__(self, max_header_bytes: int, max_body_bytes: int) -> None:
         self.max_header_bytes = max_header_bytes
@@ -140,7 +141,10 @@ class _Collector:
         # a predicate may answer from the lowercase index too (``stream_request_if``'s does)
         self.stream_by_index: Callable[[dict[str, list[str]]], bool] | None = None
         self.stream_all = False
+        self.interims = False
         self.head_request = False
+        self.progress = 0  # heads completed, body pieces and messages completed, ever
+        self.stalled = 0  # bytes fed since the last progress
         self.reset()
         self.parser: httptools.HttpRequestParser | httptools.HttpResponseParser | None = None
         self.done: list[Event | Response] = []
@@ -170,6 +174,7 @@ class _Collector:
         self.headers.append((name.decode("latin-1"), value.decode("latin-1").strip(" \t")))
 
     def on_headers_complete(self) -> None:
+        self.progress += 1
         self.headers_complete = True
         self.index = index = _index_of(self.headers)
         _check_framing_index(index)
@@ -202,12 +207,22 @@ class _Collector:
                 self.done.append(request)
 
     def _stream_response_head(self, parser: httptools.HttpResponseParser) -> None:
-        if self.status < 200:
+        status = self.status
+        if status < 200:
             self.skip = True  # an interim response: not the answer
+            # A proxy forwards the interims it did not ask for (RFC 9110 §15.2); a 100 is for
+            # the edge, which answers a client's Expect itself, and a 101 is never solicited.
+            if self.interims and status not in (100, 101):
+                self.done.append(Response(status, self.headers, b"", True))
             return
         self.streaming = True
-        keep_alive = bool(parser.should_keep_alive())
-        response = Response(self.status, self.headers, b"", keep_alive)
+        if self.head_request:
+            # llhttp, not told of the HEAD, takes a response without a length for one whose
+            # body runs to the close, and so one that cannot keep the connection alive.
+            keep_alive = _keeps_alive(parser.get_http_version(), self.index or {})
+        else:
+            keep_alive = bool(parser.should_keep_alive())
+        response = Response(status, self.headers, b"", keep_alive)
         if self.index is not None:
             response._index, response._indexed = self.index, self.headers
         self.done.append(response)
@@ -216,6 +231,7 @@ class _Collector:
             self.skip = True  # whatever length it names, a HEAD response has no body
 
     def on_body(self, body: bytes) -> None:
+        self.progress += 1
         if self.streaming:
             if not self.skip:
                 self.done.append(BodyPart(body))
@@ -226,6 +242,7 @@ class _Collector:
         self.body.append(body)
 
     def on_message_complete(self) -> None:
+        self.progress += 1
         parser = self.parser
         assert parser is not None
         if self.streaming or self.skip:
@@ -253,9 +270,51 @@ class _Collector:
     def _count(self, n: int) -> None:
         self.header_bytes += n
         if self.header_bytes > self.max_header_bytes:
-            raise ProtocolError(
-                "request header fields too large", HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE
-            )
+            raise _too_large()
+
+    def feed(self, data: bytes) -> None:
+        """Feed the parser, refusing a head that outgrows the limit before it is complete.
+
+        llhttp gathers an unfinished field line by repeated concatenation (quadratic) and hands
+        it over only once whole, so counting the fields alone notices a huge one too late. Here
+        every byte fed while nothing progresses (no head completed, no body bytes, no message
+        completed) counts: past the limit, the bytes are refused before llhttp sees them. (A
+        head, or trailer section, begun in a piece that also made progress counts from the next
+        piece on: at most a piece, the limit, is fed uncounted.)"""
+        parser = self.parser
+        assert parser is not None
+        limit = self.max_header_bytes
+        fed = 0
+        while True:
+            room = limit - self.stalled
+            if fed == 0 and len(data) <= room:
+                piece: bytes | memoryview = data  # the usual case: all of it at once
+            else:
+                piece = memoryview(data)[fed : fed + max(room, 0)]
+            progress = self.progress
+            try:
+                parser.feed_data(piece)
+            except httptools.HttpParserUpgrade as exc:  # its offset is into this piece
+                offset = exc.args[0] if exc.args else len(piece)
+                raise httptools.HttpParserUpgrade(fed + offset) from None
+            self.stalled = 0 if self.progress != progress else self.stalled + len(piece)
+            fed += len(piece)
+            if fed >= len(data):
+                return
+            if self.stalled >= limit:
+                raise _too_large()
+
+
+def _too_large() -> ProtocolError:
+    return ProtocolError("header fields too large", HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE)
+
+
+def _keeps_alive(version: str, index: dict[str, list[str]]) -> bool:
+    """Whether a message's version and Connection header keep its connection alive."""
+    tokens = {t.strip().lower() for value in index.get("connection", ()) for t in value.split(",")}
+    if version == "1.0":
+        return "keep-alive" in tokens
+    return "close" not in tokens
 
 
 _index_of = index_headers
@@ -268,14 +327,33 @@ def _check_framing(headers: list[tuple[str, str]]) -> None:
 
 def _check_framing_index(index: dict[str, list[str]]) -> None:
     lengths = [v.strip() for v in index.get("content-length", ())]
-    chunked = index.get("transfer-encoding")
-    if lengths and chunked:
+    codings = index.get("transfer-encoding")
+    if lengths and codings:
         raise ProtocolError("both Content-Length and Transfer-Encoding")
+    if codings:
+        _check_codings(codings)
     if len(set(lengths)) > 1:
         raise ProtocolError("conflicting Content-Length headers")
     for value in lengths:
         if not value.isdigit():
             raise ProtocolError("invalid Content-Length")
+
+
+def _check_codings(values: list[str]) -> None:
+    """Chunked is the only transfer coding we decode, so the only one accepted: a coding we
+    cannot decode must not reach the other side as if it were the content (RFC 9112 §6.1)."""
+    # (empty list elements are ignored, RFC 9110 §5.6.1)
+    codings = [c.strip(" \t").lower() for value in values for c in value.split(",")]
+    codings = [c for c in codings if c]
+    if codings == ["chunked"]:
+        return
+    if not codings or codings[-1] != "chunked" or codings.count("chunked") > 1:
+        # the length cannot be told (RFC 9112 §6.3)
+        raise ProtocolError("invalid Transfer-Encoding")
+    raise ProtocolError(
+        f"transfer coding not implemented: {', '.join(codings[:-1])}",
+        HTTPStatus.NOT_IMPLEMENTED,
+    )
 
 
 class RequestParser:
@@ -307,7 +385,7 @@ class RequestParser:
             raise ProtocolError("data after CONNECT belongs to the tunnel")
         tail = b""
         try:
-            self._parser.feed_data(data)
+            self._c.feed(data)
         except httptools.HttpParserUpgrade as exc:
             offset = exc.args[0] if exc.args else len(data)
             tail = data[offset:]
@@ -340,10 +418,7 @@ class ResponseParser:
         self._head = head_request
 
     def feed(self, data: bytes) -> list[Response]:
-        try:
-            self._parser.feed_data(data)
-        except httptools.HttpParserError as exc:
-            raise ProtocolError(f"malformed response: {exc}", HTTPStatus.BAD_GATEWAY) from None
+        _feed_response(self._c, data)
         out = [
             Response(int(r.method), r.headers, r.body, r.keep_alive)
             for r in self._c.done
@@ -356,29 +431,41 @@ class ResponseParser:
 class ResponseStreamParser:
     """Feed bytes from a server, get the final response's head (a ``Response`` with an empty
     body) as soon as it is complete, then ``BodyPart`` events and one ``BodyEnd``. Interim
-    (1xx) responses are skipped; a HEAD response ends at its head."""
+    (1xx) responses are skipped, but with ``interims`` those a proxy forwards (not 100, not
+    101) come first as a ``Response`` each (status < 200, no body events); a HEAD response
+    ends at its head."""
 
-    def __init__(self, *, head_request: bool = False) -> None:
+    def __init__(self, *, head_request: bool = False, interims: bool = False) -> None:
         self._c = _Collector(MAX_HEADER_BYTES, MAX_BODY_BYTES)
         self._c.stream_all = True
+        self._c.interims = interims
         self._c.head_request = head_request
         self._parser = httptools.HttpResponseParser(self._c)
         self._c.parser = self._parser
 
     def feed(self, data: bytes) -> list[Response | BodyPart | BodyEnd]:
-        try:
-            self._parser.feed_data(data)
-        except httptools.HttpParserError as exc:
-            cause = exc.__context__
-            if isinstance(cause, ProtocolError):
-                raise ProtocolError(str(cause), HTTPStatus.BAD_GATEWAY) from None
-            raise ProtocolError(f"malformed response: {exc}", HTTPStatus.BAD_GATEWAY) from None
+        _feed_response(self._c, data)
         out: list[Response | BodyPart | BodyEnd] = []
         for event in self._c.done:
             assert not isinstance(event, Request)
             out.append(event)
         self._c.done.clear()
         return out
+
+
+def _feed_response(collector: _Collector, data: bytes) -> None:
+    """Feed a response parser: any fault of the server's is a bad gateway."""
+    try:
+        collector.feed(data)
+    except ProtocolError as exc:
+        raise ProtocolError(str(exc), HTTPStatus.BAD_GATEWAY) from None
+    except httptools.HttpParserUpgrade:  # (we never ask for an upgrade)
+        raise ProtocolError("unsolicited 101 Switching Protocols", HTTPStatus.BAD_GATEWAY) from None
+    except httptools.HttpParserError as exc:
+        cause = exc.__context__
+        if isinstance(cause, ProtocolError):
+            raise ProtocolError(str(cause), HTTPStatus.BAD_GATEWAY) from None
+        raise ProtocolError(f"malformed response: {exc}", HTTPStatus.BAD_GATEWAY) from None
 
 
 def body_framing(headers: Iterable[tuple[str, str]]) -> int | None:
@@ -489,6 +576,17 @@ def encode_response_head(response: Response, length: int | None, *, no_body: boo
     if not response.keep_alive:
         kept.append(("Connection", "close"))
     status = response.status
+    head = f"HTTP/1.1 {status} {_reason(status)}\r\n".encode("latin-1") + _encode_headers(kept)
+    return head + b"\r\n"
+
+
+def encode_interim(response: Response) -> bytes:
+    """An interim (1xx) response to forward: its end-to-end headers, no framing (RFC 9110 §15.2;
+    an HTTP/1.0 client must not be sent one)."""
+    status = response.status
+    if not 100 <= status < 200:
+        raise ValueError("not an interim status")
+    kept = [(k, v) for k, v in end_to_end(response.headers) if k.lower() != "content-length"]
     head = f"HTTP/1.1 {status} {_reason(status)}\r\n".encode("latin-1") + _encode_headers(kept)
     return head + b"\r\n"
 
