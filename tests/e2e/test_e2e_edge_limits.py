@@ -112,6 +112,7 @@ def test_a_head_dribbled_byte_by_byte_still_gets_408(edge: tuple[str, int]) -> N
     [
         b"GET /elsewhere HTTP/1.1\r\nHost: other.example\r\n\r\n",
         b"GET http://other.example/elsewhere HTTP/1.1\r\nHost: plain.internal.example\r\n\r\n",
+        b"GET http://plain.internal.example/elsewhere HTTP/1.1\r\nHost: other.example\r\n\r\n",
     ],
 )
 def test_a_request_for_another_host_in_a_tunnel_is_misdirected(

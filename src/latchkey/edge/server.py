@@ -197,9 +197,10 @@ def _misdirected(request: Request, host: str) -> str | None:
         if named != host.lower():
             return f"this connection is for {host}: the request target names another host"
         request.target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        return None
     given = request.header("Host")
-    if given is not None and _host_name(given.strip()) != host.lower():
+    if given is None or given == host:  # (the usual case, first)
+        return None
+    if _host_name(given.strip()) != host.lower():
         return f"this connection is for {host}: the Host header names another"
     return None
 
