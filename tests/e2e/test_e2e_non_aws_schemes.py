@@ -130,6 +130,10 @@ class Upstream(QuietHandler):
             name: self.headers.get_all(name) or []
             for name in ("Authorization", "X-Api-Key", "Proxy-Authorization")
         }
+        if self.path == "/echo-401":  # an API that quotes the key it refused
+            key = (self.headers.get("X-Api-Key") or "").encode()
+            self.answer_json(b'{"error":"invalid api key %s"}' % key, 401)
+            return
         self.answer_json(b'{"ok":true}')
 
 
@@ -244,6 +248,16 @@ def test_header_sends_the_secret_in_the_named_header(node: Node) -> None:
         "X-Api-Key": [API_KEY],
         "Proxy-Authorization": [],
     }
+
+
+def test_an_error_body_that_quotes_the_secret_is_scrubbed(node: Node) -> None:
+    with _connect(node, "header.internal.example", 80) as sock:
+        status, _, body = _get(sock, "header.internal.example", "/echo-401",
+                               "X-API-KEY: placeholder")  # fmt: skip
+    assert status == 401
+    assert Upstream.seen["/echo-401"]["X-Api-Key"] == [API_KEY]  # the upstream got it
+    assert API_KEY.encode() not in body
+    assert body == b'{"error":"invalid api key (removed by latchkey)"}'
 
 
 def test_basic_sends_base64_of_user_and_password(node: Node) -> None:

@@ -772,6 +772,7 @@ class Edge:
         provider_name: str | None = None
         signed: SignedHead | None = None
         got: str | None = None
+        secrets_sent: tuple[str, ...] = ()  # sent upstream: never echoed back to the client
         if server.auth_scheme is AuthScheme.AWS_SIGV4:
             provider_name = decision.policy.select_provider(placeholder_access_key(request))
             try:
@@ -791,6 +792,7 @@ class Edge:
                                   policy, provider_name, exc.message)  # fmt: skip
                 return refusal_response(exc, request, host), outcome
             headers = signed.headers
+            secrets_sent = (creds.access_key, creds.secret_key, creds.session_token or "")
         elif server.auth_scheme is not AuthScheme.NONE:  # bearer, header, basic: a static secret
             headers = end_to_end(request.headers)
             scheme, header = server.auth_scheme, server.auth_header
@@ -805,12 +807,15 @@ class Edge:
                 outcome.evidence, outcome.credentials = matched, "unavailable"
                 return deny_response(server, denied, request, host, 503), outcome
             headers = inject(headers, scheme, secret, header)
+            secrets_sent = (secret, headers[-1][1])  # the secret, and the header made of it
             got = "static"
         else:
             headers = end_to_end(request.headers)
         allowed = Outcome(f"allowed:{policy}", "allowed", None, client, policy, provider_name,
                           evidence=matched, credentials=got)  # fmt: skip
-        return await self._forward(request, body, headers, signed, server, host, allowed, interims)
+        return await self._forward(
+            request, body, headers, signed, server, host, allowed, interims, secrets_sent
+        )
 
     async def _resign(
         self, request: Request, body: ClientBody | None, creds: Credentials, host: str
@@ -839,6 +844,7 @@ class Edge:
         host: str,
         allowed: Outcome,
         interims: OnInterim | None = None,
+        secrets_sent: tuple[str, ...] = (),
     ) -> tuple[Response | StreamedResponse, Outcome]:
         """Send the request upstream (its body buffered, or streamed from the client, chunk
         signatures re-signed on the way) and take the answer."""
@@ -897,7 +903,7 @@ class Edge:
             response.headers = end_to_end(response.headers)
         # (else: the encoders drop the hop-by-hop headers themselves)
         if response.status >= 400:
-            response.body = scrub_error_body(response.body)
+            response.body = scrub_error_body(response.body, secrets_sent)
         response.keep_alive = True
         allowed.upstream_status = response.status
         return answer, allowed
