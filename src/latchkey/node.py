@@ -55,6 +55,7 @@ from latchkey.idp.app import DeferredIdpApp, IdpApp
 from latchkey.idp.issuer import Issuer, check_issuer_url
 from latchkey.idp.keyring import Keyring, KeyringError
 from latchkey.rootkey_source import RootKeyError, RootKeySource, open_root_key
+from latchkey.secretfile import private_dir
 from latchkey.store.control import ControlStore
 from latchkey.store.sqlite import SqliteStore
 
@@ -165,7 +166,7 @@ def _is_loopback(host: str) -> bool:
 
 def prepare_data_dir(path: Path) -> DataPaths:
     os.umask(0o077)  # every file this process writes is private to its user
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(path)
     return DataPaths(path)
 
 

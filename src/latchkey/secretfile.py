@@ -10,15 +10,34 @@ the content) in the error.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import secrets
 import stat
 from pathlib import Path
 
-__all__ = ["read_secret_file", "write_public_file", "write_secret_file"]
+__all__ = ["private_dir", "read_secret_file", "write_public_file", "write_secret_file"]
 
 _SECRET_MODE = 0o600
 _PUBLIC_MODE = 0o644
+
+
+def private_dir(path: Path) -> None:
+    """Make ``path`` (and missing parents) a directory only its owner can use: a new one is
+    created ``0700``; an existing one of ours that group or others could use is tightened to
+    ``0700`` (its files are private, but others could rename, replace or add files); another
+    user's is refused (``PermissionError``, naming the path)."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    info = path.stat()
+    if info.st_uid != os.getuid():
+        raise PermissionError(
+            f"{path} belongs to another user: latchkey keeps its keys in a directory of its own"
+        )
+    if stat.S_IMODE(info.st_mode) & 0o077:
+        os.chmod(path, 0o700)
+        logging.getLogger("latchkey").warning(
+            "%s was open to other users (%03o): now 0700", path, stat.S_IMODE(info.st_mode)
+        )
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -91,7 +91,7 @@ def test_api_needs_the_admin_token(up: UpProcess) -> None:
     base = up.info.idp_listen + "/api/v1"
     ctx = ssl.create_default_context(cafile=up.info.ca_bundle)
     with httpx.Client(verify=ctx, trust_env=False) as client:
-        for headers in ({}, {"Authorization": "Bearer wrong"}):
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": b"Bearer \xe9"}):
             resp = client.get(base + "/objects", headers=headers)
             assert resp.status_code == 401
             assert resp.json()["code"] == "Unauthorized"

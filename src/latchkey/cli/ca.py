@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from latchkey.crypto.x509 import CertificateAuthority, import_ca, load_or_create_ca
 from latchkey.edge.cascope import permitted_for
+from latchkey.secretfile import private_dir
 
 HINTS = """\
 # Trust it in each runtime (the edge re-encrypts TLS with this CA):
@@ -126,7 +127,7 @@ def run_ca(args: argparse.Namespace, data_dir: Path) -> int:
                 print(f"latchkey: a CA exists in {data_dir}; --force replaces it (every client "
                       "must then trust the new one)", file=sys.stderr)  # fmt: skip
                 return 1
-            data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            private_dir(data_dir)
             if command == "init":
                 for path in (cert_path, key_path):
                     path.unlink(missing_ok=True)

@@ -324,12 +324,15 @@ def cmd_up(args: argparse.Namespace, data_dir: Path) -> int:
 
     async def run() -> int:
         idp = IdpOptions(issuer=args.idp_issuer, algorithm=args.idp_algorithm)
-        node = Node(
-            data_dir, config_paths=args.config, listen=listen, idp=idp,
-            root_key_source=root_key_source, ca_permit=args.ca_permit,
-            leaf_lifetime=args.leaf_lifetime, audit_timeout=args.audit_timeout,
-            edge_settings=_edge_settings(args),
-        )  # fmt: skip
+        try:
+            node = Node(
+                data_dir, config_paths=args.config, listen=listen, idp=idp,
+                root_key_source=root_key_source, ca_permit=args.ca_permit,
+                leaf_lifetime=args.leaf_lifetime, audit_timeout=args.audit_timeout,
+                edge_settings=_edge_settings(args),
+            )  # fmt: skip
+        except OSError as exc:  # the data directory cannot be made or is not ours
+            return _err(f"data directory: {exc}")
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 
 from latchkey.cloud.auditchain import CHAIN, GENESIS, BrokenLink, follows, open_line
+from latchkey.secretfile import private_dir
 from latchkey.store.audit import AuditStore
 
 log = logging.getLogger("latchkey.audit")
@@ -37,7 +38,7 @@ class JsonlFile:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(path.parent)
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
 
     def append(self, data: bytes) -> None:

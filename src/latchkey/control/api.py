@@ -98,7 +98,10 @@ class ControlApi:
     def authorized(self, request: Request) -> bool:
         header = request.header("Authorization") or ""
         scheme, _, value = header.partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(value.strip(), self._token)
+        # (as bytes: compare_digest refuses str with non-ASCII characters, and a header may hold
+        # any; the header's text came from latin-1, so it maps back to its bytes)
+        given = value.strip().encode("latin-1", "replace")
+        return scheme.lower() == "bearer" and hmac.compare_digest(given, self._token.encode())
 
     async def __call__(self, request: Request, peer: Peer) -> Response:
         if not self.authorized(request):

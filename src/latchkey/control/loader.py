@@ -124,9 +124,22 @@ class _Document:
             message = str(error.get("ctx", {})["error"])
         elif kind in {"model_type", "dict_type"}:
             message = "expected a mapping"
-        elif isinstance(error["input"], str | int | float | bool) or error["input"] is None:
+        elif (
+            isinstance(error["input"], str | int | float | bool) or error["input"] is None
+        ) and not _may_be_secret(loc):
             message = f"{message} (got {error['input']!r})"
         return self.issue(mark, loc, message)
+
+
+_SECRET_FIELDS = ("secret", "token", "password", "header")
+
+
+def _may_be_secret(loc: Loc) -> bool:
+    """Whether a field's value may be a credential (misplaced or not): errors do not echo it."""
+    return any(
+        isinstance(part, str) and any(word in part.lower() for word in _SECRET_FIELDS)
+        for part in loc
+    )
 
 
 def _references(parsed: schema.Document) -> list[tuple[Loc, str, str]]:

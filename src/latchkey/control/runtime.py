@@ -21,7 +21,7 @@ from latchkey.edge.peer import describe_process
 from latchkey.edge.trust import TrustVerifier
 from latchkey.http.h1 import Request, Response
 from latchkey.http.server import App, Peer
-from latchkey.secretfile import read_secret_file, write_secret_file
+from latchkey.secretfile import private_dir, read_secret_file, write_secret_file
 from latchkey.store.control import ControlStore, EventRow, event_json_line
 
 log = logging.getLogger("latchkey.control")
@@ -149,7 +149,7 @@ class EventRecorder:
         if self._jsonl is None:
             return
         if self._fd is None:  # opened once, kept for the next batches
-            self._jsonl.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            private_dir(self._jsonl.parent)
             self._fd = os.open(self._jsonl, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         for start in range(0, len(batch), JSON_SLICE):
             # This thread and the event loop share the GIL, and often one CPU: a thread that

@@ -172,8 +172,8 @@ def _check_ca_bundle(value: str) -> str:
 
 
 def _check_header_name(value: str) -> str:
-    if not _HEADER_NAME.fullmatch(value):
-        raise ValueError(f"invalid header name {value!r}: use letters, digits and !#$%&'*+-.^_`|~")
+    if not _HEADER_NAME.fullmatch(value):  # (not echoed: it may be the secret, misplaced)
+        raise ValueError("invalid header name: use letters, digits and !#$%&'*+-.^_`|~")
     if value.lower() in _RESERVED_HEADERS:
         raise ValueError(
             f"header {value!r} cannot carry a secret: it is a framing, routing or hop-by-hop header"
@@ -181,17 +181,21 @@ def _check_header_name(value: str) -> str:
     return value
 
 
+# The values of secretFile and secretEnv are not echoed in errors: a secret written where its
+# path or variable name belongs would otherwise reach the terminal, the API's answer and logs.
+
+
 def _check_secret_file(value: str) -> str:
     if not os.path.isabs(value) or "\0" in value:
-        raise ValueError(f"secretFile {value!r} must be an absolute path")
+        raise ValueError("secretFile must be an absolute path")
     return value
 
 
 def _check_secret_env(value: str) -> str:
     if not _ENV_NAME.fullmatch(value):
-        raise ValueError(f"invalid environment variable name {value!r}")
+        raise ValueError("secretEnv must be an environment variable name (letters, digits, _)")
     if not os.environ.get(value, "").strip():
-        raise ValueError(f"environment variable {value} is not set (or empty) for latchkey")
+        raise ValueError("the variable secretEnv names is not set (or is empty) for latchkey")
     return value
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from latchkey.clock import Clock
 from latchkey.crypto.jwk import ALGORITHMS, DEFAULT_ALGORITHM, SigningKey
-from latchkey.secretfile import read_secret_file, write_secret_file
+from latchkey.secretfile import private_dir, read_secret_file, write_secret_file
 
 KEYRING_FILE = "idp-keyring.json"
 LOCK_FILE = "idp-keyring.lock"
@@ -280,7 +280,7 @@ class Keyring:
         now = self.clock.now()
         previous = self.active_entry()
         key = SigningKey.generate(algorithm or previous.algorithm)
-        (self.data_dir / KEY_DIR).mkdir(mode=0o700, exist_ok=True)
+        private_dir(self.data_dir / KEY_DIR)
         file = f"{KEY_DIR}/{key.kid}.pem"
         write_secret_file(self.data_dir / file, key.private_pem())
         new = KeyEntry(key.kid, key.algorithm, file, now, now + ahead)

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from latchkey.secretfile import private_dir
 from latchkey.store.base import StoreError
 from latchkey.store.sqlitedb import insert_rows
 
@@ -155,7 +156,7 @@ class AuditStore:
                     raise StoreError(f"no audit store at {path}")
                 self._writer: sqlite3.Connection | None = None
             else:
-                path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                private_dir(path.parent)
                 self._writer = _connect(path, readonly=False)
                 self._writer.executescript(SCHEMA)
                 self._writer.execute(

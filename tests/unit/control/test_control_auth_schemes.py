@@ -134,18 +134,19 @@ BROKEN = [
     (
         "relative secret file",
         ("secretFile: /run/secrets/api-key", "secretFile: run/api-key"),
-        "s.yaml:15:15: spec.secretFile: secretFile 'run/api-key' must be an absolute path",
+        "s.yaml:15:15: spec.secretFile: secretFile must be an absolute path",
     ),
     (
         "secret environment variable not set",
         ("secretFile: /run/secrets/api-key", f"secretEnv: {UNSET}"),
-        f"s.yaml:15:14: spec.secretEnv: environment variable {UNSET} is not set (or empty) "
+        "s.yaml:15:14: spec.secretEnv: the variable secretEnv names is not set (or is empty) "
         "for latchkey",
     ),
     (
         "bad environment variable name",
         ("secretFile: /run/secrets/api-key", "secretEnv: 1-BAD"),
-        "s.yaml:15:14: spec.secretEnv: invalid environment variable name '1-BAD'",
+        "s.yaml:15:14: spec.secretEnv: secretEnv must be an environment variable name (letters, "
+        "digits, _)",
     ),
     (
         "federation provider with a secret",
@@ -184,7 +185,7 @@ BROKEN = [
     (
         "not a header name",
         ("header: X-Api-Key", "header: 'X Api'"),
-        "s.yaml:8:58: spec.authentication.header: invalid header name 'X Api': use letters, "
+        "s.yaml:8:58: spec.authentication.header: invalid header name: use letters, "
         "digits and !#$%&'*+-.^_`|~",
     ),
     (
@@ -252,3 +253,22 @@ def test_a_basic_secret_from_the_environment_must_be_user_colon_password(
     assert "no-colon-here" not in message
     monkeypatch.setenv(ENV, "user:pass word")
     assert load_config_text(text, "s.yaml").access_policies[0].credential_provider == "api-key"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("secretEnv", "sk_live_51HxSECRETvalueABC123"),
+        ("secretFile", "sk_live_51HxSECRETvalueDEF456"),
+        ("secretEnv", 123456789012),
+    ],
+)
+def test_a_secret_put_where_its_name_belongs_is_not_echoed(field: str, value: object) -> None:
+    text = (
+        "apiVersion: latchkey/v1\nkind: CredentialProvider\nmetadata: {name: p}\n"
+        f"spec: {{type: static, {field}: {value}}}\n"
+    )
+    with pytest.raises(ConfigError) as refused:
+        load_config_text(text, "s.yaml")
+    assert str(value) not in str(refused.value)
+    assert f"spec.{field}" in str(refused.value)  # the place is named, not the value
