@@ -385,6 +385,13 @@ class Node:
             settings=self.edge_settings,
             clock=self.clock,
         )
+        if not _is_loopback(self.listen.edge[0]) and self.edge_settings.passthrough == "tunnel":
+            log.warning(
+                "the edge on %s is not loopback-only and tunnels every host that is no server "
+                "workload (--passthrough tunnel): whoever reaches it can reach what this machine "
+                "reaches, its own loopback services included; consider --passthrough deny",
+                self.listen.edge[0] or "every address",
+            )
         try:
             edge = await self._edge.start(*self.listen.edge)
         except OSError as exc:
