@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
-from latchkey_testing import ACCOUNT, Cloud, refused
+from latchkey.store.base import OidcProviderRecord
+from latchkey_testing import (
+    ACCOUNT,
+    AUDIENCE,
+    SUBJECT,
+    THUMBPRINT,
+    Cloud,
+    FakeIssuer,
+    node_ca,
+    refused,
+)
 
 PRINT = "9e99a48a9960b14926bb7f3b02e22da2b0ab7280"
 
@@ -23,10 +34,10 @@ def test_provider_lifecycle(iam: Any) -> None:
         Tags=[{"Key": "team", "Value": "platform"}],
     )
     arn = created["OpenIDConnectProviderArn"]
-    assert arn == arn_of("login.example.com/Tenant/AbC")  # host lowercased, path exact
+    assert arn == arn_of("login.example.com/Tenant/AbC/")  # host lowercased, path exact
     assert created["Tags"] == [{"Key": "team", "Value": "platform"}]
     got = iam.get_open_id_connect_provider(OpenIDConnectProviderArn=arn)
-    assert got["Url"] == "login.example.com/Tenant/AbC"
+    assert got["Url"] == "login.example.com/Tenant/AbC/"
     assert got["ClientIDList"] == ["app-1", "app-2"]
     assert got["ThumbprintList"] == [PRINT]
     assert got["Tags"] == [{"Key": "team", "Value": "platform"}]
@@ -44,9 +55,52 @@ def test_provider_urls_compare_case_sensitively_in_the_path(iam: Any) -> None:
     first = iam.create_open_id_connect_provider(Url="https://example.com/Tenant")
     second = iam.create_open_id_connect_provider(Url="https://example.com/tenant")
     assert first["OpenIDConnectProviderArn"] != second["OpenIDConnectProviderArn"]
-    err = refused(iam.create_open_id_connect_provider, Url="https://EXAMPLE.com/Tenant/")
+    err = refused(iam.create_open_id_connect_provider, Url="https://EXAMPLE.com/Tenant")
     assert err[:2] == ("EntityAlreadyExists", 409)
     assert "https://example.com/Tenant" in err.message
+
+
+@pytest.mark.parametrize(
+    ("url", "key"),
+    [
+        ("https://tenant.auth0.com/", "tenant.auth0.com/"),  # Auth0's issuers end with "/"
+        ("https://tenant.auth0.com", "tenant.auth0.com"),
+        ("https://a.example/c/", "a.example/c/"),
+    ],
+)
+def test_a_trailing_slash_is_kept_as_aws_keeps_it(iam: Any, url: str, key: str) -> None:
+    arn = iam.create_open_id_connect_provider(Url=url)["OpenIDConnectProviderArn"]
+    assert arn == arn_of(key)
+    assert iam.get_open_id_connect_provider(OpenIDConnectProviderArn=arn)["Url"] == key
+
+
+def test_an_issuer_ending_in_a_slash_federates(cloud: Cloud, iam: Any) -> None:
+    """Auth0-style: ``iss`` is ``https://host/``; the provider, its ARN and the trust policy's
+    condition keys keep the ``/``."""
+    issuer = FakeIssuer(node_ca(cloud.node))
+    try:
+        slash = issuer.url + "/"
+        issuer.discovery["issuer"] = slash
+        arn = iam.create_open_id_connect_provider(
+            Url=slash, ClientIDList=[AUDIENCE], ThumbprintList=[THUMBPRINT]
+        )["OpenIDConnectProviderArn"]
+        key = slash.removeprefix("https://")
+        assert arn == arn_of(key)
+        claims = {f"{key}:aud": AUDIENCE, f"{key}:sub": SUBJECT}
+        document = json.dumps({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": {"Federated": arn},
+             "Action": "sts:AssumeRoleWithWebIdentity",
+             "Condition": {"StringEquals": claims}}]})  # fmt: skip
+        role = iam.create_role(RoleName="auth0", AssumeRolePolicyDocument=document)["Role"]["Arn"]
+        got = cloud.client("sts").assume_role_with_web_identity(
+            RoleArn=role, RoleSessionName="s1", WebIdentityToken=issuer.token(iss=slash)
+        )
+        assert (got["Provider"], got["Audience"]) == (arn, AUDIENCE)
+        err = refused(cloud.client("sts").assume_role_with_web_identity, RoleArn=role,
+                      RoleSessionName="s1", WebIdentityToken=issuer.token())  # fmt: skip
+        assert err[:2] == ("InvalidIdentityToken", 400)  # "https://host" is another issuer
+    finally:
+        issuer.close()
 
 
 def test_provider_without_client_ids_or_thumbprints(iam: Any) -> None:
@@ -183,3 +237,28 @@ def test_federation_still_finds_the_startup_provider(cloud: Cloud, iam: Any) -> 
     host_port = idp.split("://", 1)[1].rstrip("/")
     got = iam.get_open_id_connect_provider(OpenIDConnectProviderArn=arn_of(host_port))
     assert got["Url"] == host_port
+
+
+def test_a_provider_stored_without_its_slash_still_federates(cloud: Cloud, iam: Any) -> None:
+    """Before IAM kept the ``/``, ``https://host/`` was stored as ``host``: such a provider
+    still accepts its issuer's tokens."""
+    issuer = FakeIssuer(node_ca(cloud.node))
+    try:
+        slash = issuer.url + "/"
+        issuer.discovery["issuer"] = slash
+        key = issuer.url.removeprefix("https://")
+        store = cloud.node.node.store
+        assert store is not None
+        store.save_oidc_provider(OidcProviderRecord(arn_of(key), key, (AUDIENCE,), (), 0.0))
+        document = json.dumps({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": {"Federated": arn_of(key)},
+             "Action": "sts:AssumeRoleWithWebIdentity",
+             "Condition": {"StringEquals": {f"{key}:aud": AUDIENCE}}}]})  # fmt: skip
+        role = iam.create_role(RoleName="old", AssumeRolePolicyDocument=document)["Role"]["Arn"]
+        sts = cloud.client("sts")
+        got = sts.assume_role_with_web_identity(
+            RoleArn=role, RoleSessionName="s1", WebIdentityToken=issuer.token(iss=slash)
+        )
+        assert got["Provider"] == arn_of(key)
+    finally:
+        issuer.close()

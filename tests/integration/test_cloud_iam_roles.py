@@ -365,3 +365,38 @@ def test_policy_tags(iam: Any) -> None:
     ]
     iam.untag_policy(PolicyArn=arn, TagKeys=["A"])
     assert iam.list_policy_tags(PolicyArn=arn)["Tags"] == [{"Key": "a", "Value": "2"}]
+
+
+# -- what a caller needs, and Terraform's calls ---------------------------------------------------
+
+
+def test_update_role_description_needs_its_own_action(cloud: Cloud, iam: Any) -> None:
+    make_role(iam, "described")
+    iam.create_user(UserName="editor")
+    editor = cloud.as_key("iam", iam.create_access_key(UserName="editor")["AccessKey"])
+
+    def grant(action: str) -> None:
+        iam.put_user_policy(UserName="editor", PolicyName="p", PolicyDocument=json.dumps(
+            document({"Effect": "Allow", "Action": action, "Resource": "*"})))  # fmt: skip
+
+    grant("iam:UpdateRoleDescription")
+    got = editor.update_role_description(RoleName="described", Description="new words")
+    assert got["Role"]["Description"] == "new words"
+    grant("iam:UpdateRole")
+    err = refused(editor.update_role_description, RoleName="described", Description="x")
+    assert err[:2] == ("AccessDenied", 403)
+    assert "iam:UpdateRoleDescription on resource" in err.message
+
+
+def test_list_instance_profiles_for_role_is_empty(cloud: Cloud, iam: Any) -> None:
+    make_role(iam, "plain")
+    got = iam.list_instance_profiles_for_role(RoleName="plain")
+    assert (got["InstanceProfiles"], got["IsTruncated"]) == ([], False)
+    assert "Marker" not in got
+    err = refused(iam.list_instance_profiles_for_role, RoleName="nobody")
+    assert err == ("NoSuchEntity", 404, "The role with name nobody cannot be found.")
+    raw = cloud.unvalidated("iam")
+    err = refused(raw.list_instance_profiles_for_role, RoleName="bad name")
+    assert err[:2] == ("ValidationError", 400)
+    err = refused(raw.list_instance_profiles_for_role, RoleName="plain", MaxItems=0)
+    assert err[:2] == ("ValidationError", 400)

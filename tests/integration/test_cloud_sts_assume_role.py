@@ -106,7 +106,7 @@ def test_trust_may_name_the_account_either_way(cloud: Cloud, principal: str) -> 
     [
         aws_trust("arn:aws:iam::111122223333:root"),
         aws_trust(actions="sts:AssumeRoleWithWebIdentity"),
-        aws_trust(f"arn:aws:iam::{ACCOUNT}:role/someone-else"),
+        aws_trust(f"arn:aws:iam::{ACCOUNT}:role/sts-test"),  # a role, not the root user
         json.dumps({"Version": "2012-10-17", "Statement": [
             {"Effect": "Allow", "Principal": {"AWS": ROOT}, "Action": "sts:AssumeRole"},
             {"Effect": "Deny", "Principal": {"AWS": ROOT}, "Action": "sts:AssumeRole"}]}),
@@ -182,7 +182,7 @@ def test_role_chaining_is_limited_to_one_hour(cloud: Cloud) -> None:
 
 def test_chained_session_needs_the_trust_or_an_identity_allow(cloud: Cloud) -> None:
     first, _second = chain_roles(cloud)
-    third = make_role(cloud, "third", aws_trust(f"arn:aws:iam::{ACCOUNT}:role/nobody"))
+    third = make_role(cloud, "third", aws_trust(f"arn:aws:iam::{ACCOUNT}:role/sts-test"))
     outer = cloud.client("sts").assume_role(RoleArn=first, RoleSessionName="hop1")
     err = refused(cloud.client("sts", **creds_of(outer)).assume_role,
                   RoleArn=third, RoleSessionName="hop2")  # fmt: skip
@@ -253,7 +253,17 @@ def test_source_identity_needs_set_source_identity_in_the_trust(cloud: Cloud) ->
     assert "sts:SetSourceIdentity" in err.message
 
 
-@pytest.mark.parametrize("value", ["a", "x" * 65, "has space", "aws:reserved"])
+@pytest.mark.parametrize("length", [65, 256])
+def test_source_identity_may_be_256_characters(cloud: Cloud, length: int) -> None:
+    """The STS model's sourceIdentityType: 2 to 256 characters."""
+    arn = make_role(cloud, "si", aws_trust(actions=["sts:AssumeRole", "sts:SetSourceIdentity"]))
+    resp = cloud.client("sts").assume_role(
+        RoleArn=arn, RoleSessionName="s1", SourceIdentity="a" * length
+    )
+    assert resp["SourceIdentity"] == "a" * length
+
+
+@pytest.mark.parametrize("value", ["a", "x" * 257, "has space", "aws:reserved"])
 def test_invalid_source_identity(cloud: Cloud, value: str) -> None:
     arn = make_role(cloud, "si", aws_trust(actions=["sts:AssumeRole", "sts:SetSourceIdentity"]))
     err = refused(cloud.unvalidated("sts").assume_role, RoleArn=arn,

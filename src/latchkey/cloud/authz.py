@@ -16,8 +16,9 @@ from latchkey.aws.policy import (
     evaluate_all,
     parse_policy,
 )
+from latchkey.clock import Clock, SystemClock
 from latchkey.cloud.identity import Caller
-from latchkey.store.base import Store
+from latchkey.store.base import RoleRecord, Store, UserRecord
 from latchkey.store.sqlitedb import KEY_CACHE_SIZE
 
 KeyValue = str | Sequence[str] | bool | int
@@ -44,30 +45,52 @@ def _managed(store: Store, arns: Iterable[str]) -> list[str]:
     return texts
 
 
-def identity_policies(store: Store, caller: Caller) -> list[PolicyDocument]:
-    """The IAM policies of the caller's identity: inline and attached managed policies of the
-    role (role sessions) or of the IAM user (the user's keys, or its GetSessionToken session).
+def caller_entity(store: Store, caller: Caller) -> RoleRecord | UserRecord | None:
+    """The role (role sessions) or IAM user (its keys, its GetSessionToken sessions) the
+    credentials were issued for, or ``None``: the root user, or an entity that is gone.
 
     A role or user deleted and re-created under the same name is another identity (AWS binds
-    sessions to the unique id): its policies do not apply to the old one's credentials.
+    sessions to the unique id): the new one is not the old one's credentials' entity.
     """
     ctx = caller.session_context
+    entity: RoleRecord | UserRecord | None
     if caller.role_arn is not None:
-        role = store.load_role(caller.role_arn.rsplit("/", 1)[-1])
-        if role is None or role.arn != caller.role_arn:
-            return []
-        if isinstance(ctx.get("role_id"), str) and ctx["role_id"] != role.role_id:
-            return []
-        inline, attached = role.inline_policies, role.attached_policies
+        entity = store.load_role(caller.role_arn.rsplit("/", 1)[-1])
+        recorded, arn = ctx.get("role_id"), caller.role_arn
     else:
         name = caller.user_name
-        user = store.load_user(name) if name is not None else None
-        if user is None or user.arn != caller.arn:
-            return []
-        if isinstance(ctx.get("user_id"), str) and ctx["user_id"] != user.user_id:
-            return []
-        inline, attached = user.inline_policies, user.attached_policies
+        entity = store.load_user(name) if name is not None else None
+        recorded, arn = ctx.get("user_id"), caller.arn
+    if entity is None or entity.arn != arn:
+        return None
+    own_id = entity.role_id if isinstance(entity, RoleRecord) else entity.user_id
+    if isinstance(recorded, str) and recorded != own_id:
+        return None
+    return entity
+
+
+def identity_policies(store: Store, caller: Caller) -> list[PolicyDocument]:
+    """The IAM policies of the caller's identity: inline and attached managed policies of the
+    role (role sessions) or of the IAM user (the user's keys, or its GetSessionToken session);
+    none when that role or user is gone (``caller_entity``)."""
+    return _policies_of(store, caller_entity(store, caller))
+
+
+def _policies_of(store: Store, entity: RoleRecord | UserRecord | None) -> list[PolicyDocument]:
+    if entity is None:
+        return []
+    inline, attached = entity.inline_policies, entity.attached_policies
     return _parse_all([*(text for _name, text in inline), *_managed(store, attached)])
+
+
+def current_principals(caller: Caller, entity: RoleRecord | UserRecord | None) -> frozenset[str]:
+    """``caller.principals``, without the role's or user's ARN and unique id when ``entity``
+    (``caller_entity``) says that role or user is gone: a session of a deleted role, or of a
+    user deleted and re-created, no longer matches a policy that names the role or user."""
+    if caller.is_root or entity is not None:
+        return caller.principals
+    gone = {caller.role_arn if caller.role_arn is not None else caller.arn, caller.unique_id}
+    return caller.principals - gone
 
 
 def session_policies(store: Store, caller: Caller) -> list[PolicyDocument] | None:
@@ -109,19 +132,74 @@ def _denied(
     )
 
 
+def principal_type(caller: Caller) -> str:
+    """aws:PrincipalType: ``Account`` (the root user), ``User``, ``AssumedRole``."""
+    if caller.is_root:
+        return "Account"
+    return "AssumedRole" if caller.role_arn is not None else "User"
+
+
 def _condition_keys(caller: Caller, keys: ConditionKeys | None) -> dict[str, KeyValue]:
+    """The request's condition keys: the call's own, then the global ones AWS puts in every
+    signed request (aws:CurrentTime and the principal's tags come later, only if asked)."""
     base: dict[str, KeyValue] = dict(keys or {})
     base.setdefault("aws:PrincipalArn", caller.role_arn or caller.arn)
     base.setdefault("aws:PrincipalAccount", caller.account)
+    base.setdefault("aws:PrincipalType", principal_type(caller))
     base.setdefault("aws:userid", caller.user_id)
     if caller.user_name is not None:
         base.setdefault("aws:username", caller.user_name)
+    base.setdefault("aws:PrincipalIsAWSService", False)
+    base.setdefault("aws:ViaAWSService", False)
     base.setdefault("kms:CallerAccount", caller.account)
     if caller.source_ip:
         base.setdefault("aws:SourceIp", caller.source_ip)
+    if caller.region is not None:
+        base.setdefault("aws:RequestedRegion", caller.region)
+    if caller.secure_transport is not None:
+        base.setdefault("aws:SecureTransport", caller.secure_transport)
+    ctx = caller.session_context
+    if caller.kind == "session":
+        # Temporary credentials carry MFA's presence (false: latchkey has no MFA devices);
+        # long-term keys leave the key absent, as AWS does.
+        base.setdefault("aws:MultiFactorAuthPresent", ctx.get("mfa_authenticated") is True)
+        if isinstance(ctx.get("created"), str):
+            base.setdefault("aws:TokenIssueTime", str(ctx["created"]))
+        if isinstance(ctx.get("source_identity"), str):
+            base.setdefault("aws:SourceIdentity", str(ctx["source_identity"]))
+        web = ctx.get("web_identity")
+        if isinstance(web, dict) and isinstance(web.get("provider"), str):
+            base.setdefault("aws:FederatedProvider", str(web["provider"]))
     # kms:ViaService and aws:SourceVpc stay absent: no AWS service calls this cloud for a
     # caller (conditions on them behave as AWS's do for a direct call; ...IfExists passes).
     return base
+
+
+def request_time_keys(clock: Clock | None) -> dict[str, KeyValue]:
+    """aws:CurrentTime (ISO 8601, UTC) and aws:EpochTime (seconds) of a request now."""
+    now = (clock or SystemClock()).now()
+    return {
+        "aws:CurrentTime": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "aws:EpochTime": str(int(now.timestamp())),
+    }
+
+
+def _late_keys(caller: Caller, entity: RoleRecord | UserRecord | None) -> dict[str, KeyValue]:
+    """Keys made only when a condition asks for a key the request lacks: the time, and the
+    principal's tags (aws:PrincipalTag/<key>: its IAM user's or role's)."""
+    found = request_time_keys(caller.clock)
+    for key, value in entity.tags if entity is not None else ():
+        found[f"aws:PrincipalTag/{key}"] = value
+    return found
+
+
+def resource_tag_keys(tags: Iterable[tuple[str, str]], service: str) -> dict[str, KeyValue]:
+    """aws:ResourceTag/<key> and <service>:ResourceTag/<key> for a tagged resource."""
+    keys: dict[str, KeyValue] = {}
+    for key, value in tags:
+        keys[f"aws:ResourceTag/{key}"] = value
+        keys[f"{service}:ResourceTag/{key}"] = value
+    return keys
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,7 +289,15 @@ def _decide(
     lazy_keys: Callable[[], ConditionKeys] | None,
 ) -> _Outcome:
     base = _condition_keys(caller, keys)
-    lazy = _memo(lazy_keys) if lazy_keys is not None else None
+    entity = None if caller.is_root else caller_entity(store, caller)
+
+    def late() -> ConditionKeys:
+        found = _late_keys(caller, entity)
+        if lazy_keys is not None:
+            found.update(lazy_keys())
+        return found
+
+    lazy = _memo(late)
     contexts: list[RequestContext] = []
 
     def context(principals: frozenset[str]) -> RequestContext:
@@ -226,8 +312,8 @@ def _decide(
         per_resource = any(ctx.resource_used for ctx in contexts)
         return _Outcome(refusal, cacheable, per_resource, resource_policy)
 
-    ctx = context(caller.principals)
-    iam = Decision.ALLOW if caller.is_root else evaluate_all(identity_policies(store, caller), ctx)
+    ctx = context(current_principals(caller, entity))
+    iam = Decision.ALLOW if caller.is_root else evaluate_all(_policies_of(store, entity), ctx)
     limits = session_policies(store, caller)
     session = None if limits is None else evaluate_all(limits, ctx)
 

@@ -16,6 +16,7 @@ from latchkey.crypto.rootkey import RootKey
 from latchkey.store.base import AccessKeyRecord, Store
 
 ACCESS_KEY_KIND = "access-key-secret"
+GLOBAL_REGION = "us-east-1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,16 +30,35 @@ class Caller:
     role_arn: str | None = None
     session_context: dict[str, object] = field(default_factory=dict)
     source_ip: str | None = None  # the TCP peer (aws:SourceIp); set by the app
+    # Per request, as the app knows them (``None``: not known, the condition key stays absent):
+    region: str | None = None  # aws:RequestedRegion
+    secure_transport: bool | None = None  # aws:SecureTransport: over TLS or not
+    clock: Clock | None = field(default=None, compare=False, repr=False)  # aws:CurrentTime
 
     @property
     def principals(self) -> frozenset[str]:
-        """Every identifier a policy ``Principal`` may name this caller by."""
+        """Every identifier a policy ``Principal`` may name this caller by: its ARN, its role's
+        ARN, and the unique id of its IAM user or role (stored trust policies name users and
+        roles by unique id, as AWS's do: a re-created namesake is another principal)."""
         names = {self.arn}
         if self.role_arn:
             names.add(self.role_arn)
         if self.kind == "root":
             names.add(self.account)
+        if self.unique_id is not None:
+            names.add(self.unique_id)
         return frozenset(names)
+
+    @property
+    def unique_id(self) -> str | None:
+        """The role id (``AROA...``) of a role session, the user id (``AIDA...``) of an IAM user
+        or a session of one; ``None`` for the root user."""
+        if self.kind == "root":
+            return None
+        value = self.session_context.get("role_id" if self.role_arn else "user_id")
+        if not isinstance(value, str) or not value or value == self.account:
+            return None  # a root GetSessionToken session records the account as its user id
+        return value
 
     @property
     def is_root(self) -> bool:
@@ -140,6 +160,7 @@ class Authenticator:
                 kind=record.kind,
                 role_arn=record.role_arn,
                 session_context=context if isinstance(context, dict) else {},
+                clock=self._clock,
             ),
         )
 
@@ -151,6 +172,7 @@ class Authenticator:
         max_skew: dt.timedelta,
         service: str,
         source_ip: str | None = None,
+        secure_transport: bool | None = None,
     ) -> Caller:
         def fail(pair: tuple[str, int], message: str) -> AwsError:
             return AwsError(pair[0], message, pair[1])
@@ -209,8 +231,12 @@ class Authenticator:
             # GetSessionToken credentials may call IAM only with MFA context (AWS answers
             # InvalidClientTokenId); latchkey has no MFA, so never.
             raise fail(errors.unknown_key, "The security token included in the request is invalid.")
-        if source_ip is None:
-            return caller
+        # IAM is a global service: AWS's aws:RequestedRegion for it is us-east-1.
+        region = GLOBAL_REGION if service == "iam" else info.scope.region
         return self._store.cached(
-            "caller", (info.access_key, source_ip), lambda: replace(caller, source_ip=source_ip)
+            "caller",
+            (info.access_key, source_ip, region, secure_transport),
+            lambda: replace(
+                caller, source_ip=source_ip, region=region, secure_transport=secure_transport
+            ),
         )

@@ -21,20 +21,38 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-__all__ = ["OPERATORS", "Condition", "condition_holds", "glob_match", "make_condition"]
+__all__ = [
+    "LITERAL_QMARK",
+    "LITERAL_STAR",
+    "OPERATORS",
+    "Condition",
+    "condition_holds",
+    "glob_match",
+    "make_condition",
+]
 
 ANY_VALUE = "ForAnyValue"
 ALL_VALUES = "ForAllValues"
 _IF_EXISTS = "IfExists"
 
 
+# A literal ``*`` / ``?`` inside a pattern: what the policy variables ``${*}`` and ``${?}``, and
+# the text a variable is replaced with, become (private-use characters, never in policy text).
+LITERAL_STAR = "\ue000"
+LITERAL_QMARK = "\ue001"
+_AS_LITERALS = str.maketrans({"*": LITERAL_STAR, "?": LITERAL_QMARK})
+
+
 def glob_match(pattern: str, value: str, *, ignore_case: bool = False) -> bool:
-    """``*`` matches any run of characters (even none), ``?`` exactly one; nothing else is special.
+    """``*`` matches any run of characters (even none), ``?`` exactly one; nothing else is special
+    (``LITERAL_STAR`` / ``LITERAL_QMARK`` in the pattern match a literal ``*`` / ``?``).
 
     Linear-backtracking matcher (O(len(pattern) * len(value))), so hostile patterns are cheap.
     """
     if pattern == "*":
         return True
+    if not pattern.isascii() and (LITERAL_STAR in pattern or LITERAL_QMARK in pattern):
+        value = value.translate(_AS_LITERALS)  # isascii() is O(1): no cost for plain patterns
     if ignore_case:
         pattern, value = pattern.lower(), value.lower()
     p = v = 0
@@ -130,6 +148,7 @@ class _Operator:
     negated: bool = False
     valid: Callable[[str], bool] = _anything  # is this policy value acceptable?
     kind: str = "string"
+    glob: bool = False  # policy values are patterns (``*``, ``?``): StringLike, Arn*
 
 
 def _family(parse: Callable[[str], object], kind: str, prefix: str) -> dict[str, _Operator]:
@@ -175,12 +194,12 @@ OPERATORS: dict[str, _Operator] = {
     "StringNotEquals": _Operator(_str_eq, negated=True),
     "StringEqualsIgnoreCase": _Operator(_str_eq_ic),
     "StringNotEqualsIgnoreCase": _Operator(_str_eq_ic, negated=True),
-    "StringLike": _Operator(_str_like),
-    "StringNotLike": _Operator(_str_like, negated=True),
-    "ArnEquals": _Operator(_arn_like),
-    "ArnLike": _Operator(_arn_like),
-    "ArnNotEquals": _Operator(_arn_like, negated=True),
-    "ArnNotLike": _Operator(_arn_like, negated=True),
+    "StringLike": _Operator(_str_like, glob=True),
+    "StringNotLike": _Operator(_str_like, negated=True, glob=True),
+    "ArnEquals": _Operator(_arn_like, glob=True),
+    "ArnLike": _Operator(_arn_like, glob=True),
+    "ArnNotEquals": _Operator(_arn_like, negated=True, glob=True),
+    "ArnNotLike": _Operator(_arn_like, negated=True, glob=True),
     **_family(_number, "numeric", "Numeric"),
     **_family(_date, "date", "Date"),
     "Bool": _Operator(_ordered(_bool, op.eq), False, _is_bool, "boolean"),

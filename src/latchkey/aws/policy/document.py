@@ -31,6 +31,7 @@ __all__ = [
 MAX_POLICY_BYTES = 32 * 1024
 VERSIONS = ("2012-10-17", "2008-10-17")
 DEFAULT_VERSION = "2008-10-17"
+VARIABLES_VERSION = "2012-10-17"  # the only version with policy variables
 
 _TOP_KEYS = ("Version", "Id", "Statement")
 _STATEMENT_KEYS = (
@@ -74,6 +75,10 @@ class Statement:
     resources: tuple[str, ...] | None
     not_resources: tuple[str, ...] | None
     conditions: tuple[Condition, ...] = ()
+    # A 2012-10-17 statement whose Resource, NotResource or a condition value holds a policy
+    # variable (``${...}``): evaluation substitutes the request's values. Older versions
+    # treat ``${...}`` as text, as AWS does.
+    variables: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +126,8 @@ def _parse_cached(text: str, require_principal: bool | None) -> PolicyDocument:
     if not isinstance(items, list):
         raise MalformedPolicyDocument("Policy document's Statement must be an object or a list")
     statements = tuple(
-        _statement(number, item, require_principal) for number, item in enumerate(items, 1)
+        _statement(number, item, require_principal, str(version))
+        for number, item in enumerate(items, 1)
     )
     return PolicyDocument(version=str(version), statements=statements, id=doc_id)
 
@@ -148,7 +154,7 @@ def _load_json(text: str) -> object:
         raise MalformedPolicyDocument("Policy document is nested too deeply") from None
 
 
-def _statement(number: int, raw: object, require_principal: bool | None) -> Statement:
+def _statement(number: int, raw: object, require_principal: bool | None, version: str) -> Statement:
     where = f"Policy statement {number}"
     if not isinstance(raw, dict):
         raise MalformedPolicyDocument(f"{where} must be a JSON object")
@@ -182,16 +188,25 @@ def _statement(number: int, raw: object, require_principal: bool | None) -> Stat
     _at_most_one(raw, "Action", "NotAction", where)
     _at_most_one(raw, "Resource", "NotResource", where)
 
+    principal = _optional(raw, "Principal", where, _principal)
+    not_principal = _optional(raw, "NotPrincipal", where, _principal)
+    actions = _optional(raw, "Action", where, _actions)
+    not_actions = _optional(raw, "NotAction", where, _actions)
+    resources = _optional(raw, "Resource", where, _strings)
+    not_resources = _optional(raw, "NotResource", where, _strings)
+    conditions = _conditions(raw.get("Condition", {}), where)
+    texts = (*(resources or ()), *(not_resources or ()), *(v for c in conditions for v in c.values))
     return Statement(
         sid=sid,
         effect=Effect(effect),
-        principal=_optional(raw, "Principal", where, _principal),
-        not_principal=_optional(raw, "NotPrincipal", where, _principal),
-        actions=_optional(raw, "Action", where, _actions),
-        not_actions=_optional(raw, "NotAction", where, _actions),
-        resources=_optional(raw, "Resource", where, _strings),
-        not_resources=_optional(raw, "NotResource", where, _strings),
-        conditions=_conditions(raw.get("Condition", {}), where),
+        principal=principal,
+        not_principal=not_principal,
+        actions=actions,
+        not_actions=not_actions,
+        resources=resources,
+        not_resources=not_resources,
+        conditions=conditions,
+        variables=version == VARIABLES_VERSION and any("${" in text for text in texts),
     )
 
 

@@ -6,9 +6,16 @@ import enum
 import functools
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from latchkey.aws.policy.conditions import condition_holds, glob_match
+from latchkey.aws.policy.conditions import (
+    LITERAL_QMARK,
+    LITERAL_STAR,
+    OPERATORS,
+    Condition,
+    condition_holds,
+    glob_match,
+)
 from latchkey.aws.policy.document import Effect, PolicyDocument, Principal, Statement
 
 __all__ = ["Decision", "RequestContext", "evaluate", "evaluate_all", "statement_matches"]
@@ -124,9 +131,77 @@ def statement_matches(stmt: Statement, ctx: RequestContext) -> bool:
         return False
     if not _listed(stmt.actions, stmt.not_actions, ctx.action, ignore_case=True):
         return False
+    if stmt.variables:
+        return _matches_with_variables(stmt, ctx)
     if not ctx.matches_resource(stmt.resources, stmt.not_resources):
         return False
     return all(condition_holds(cond, ctx.values(cond.key)) for cond in stmt.conditions)
+
+
+# -- policy variables -------------------------------------------------------------------------
+
+_VARIABLE = re.compile(r"\$\{([^}]*)\}")
+_WITH_DEFAULT = re.compile(r"\s*([^\s,]+)\s*,\s*'([^']*)'\s*")
+_SPECIALS = {"*": LITERAL_STAR, "?": LITERAL_QMARK, "$": "$"}
+_AS_LITERALS = str.maketrans({"*": LITERAL_STAR, "?": LITERAL_QMARK})
+
+
+def _expand(template: str, ctx: RequestContext, *, pattern: bool) -> str | None:
+    """``template`` with each ``${key}`` / ``${key, 'default'}`` replaced by the request's value
+    of ``key``, or ``None`` when a key has no single value and no default (IAM: the element
+    then does not match). ``${*}``, ``${?}``, ``${$}`` are those characters, literally; in a
+    ``pattern`` (Resource, StringLike, Arn*) a substituted ``*`` or ``?`` stays literal too.
+    """
+    if "${" not in template:
+        return template
+    missing = False
+
+    def value(match: re.Match[str]) -> str:
+        nonlocal missing
+        inner = match.group(1)
+        if inner.strip() in _SPECIALS:
+            return _SPECIALS[inner.strip()] if pattern else inner.strip()
+        named = _WITH_DEFAULT.fullmatch(inner)
+        name, default = (named.group(1), named.group(2)) if named else (inner.strip(), None)
+        found = ctx.values(name)
+        text = found[0] if len(found) == 1 else default  # multivalued keys are no variables
+        if text is None:
+            missing = True
+            return ""
+        return text.translate(_AS_LITERALS) if pattern else text
+
+    expanded = _VARIABLE.sub(value, template)
+    return None if missing else expanded
+
+
+def _expanded(templates: tuple[str, ...], ctx: RequestContext) -> tuple[tuple[str, ...], bool]:
+    """The patterns that resolve, and whether any did not."""
+    out = [_expand(t, ctx, pattern=True) for t in templates]
+    return tuple(p for p in out if p is not None), None in out
+
+
+def _matches_with_variables(stmt: Statement, ctx: RequestContext) -> bool:
+    resources = not_resources = None
+    if stmt.resources is not None:
+        resources, _ = _expanded(stmt.resources, ctx)  # an unresolved pattern matches nothing
+    if stmt.not_resources is not None:
+        not_resources, unresolved = _expanded(stmt.not_resources, ctx)
+        if unresolved:
+            return False  # "everything but <unknown>": the statement does not apply
+    if not ctx.matches_resource(resources, not_resources):
+        return False
+    return all(_condition_with_variables(cond, ctx) for cond in stmt.conditions)
+
+
+def _condition_with_variables(cond: Condition, ctx: RequestContext) -> bool:
+    operator = OPERATORS.get(cond.base)
+    if operator is None or operator.kind != "string" or not any("${" in v for v in cond.values):
+        return condition_holds(cond, ctx.values(cond.key))
+    values = [_expand(v, ctx, pattern=operator.glob) for v in cond.values]
+    resolved = tuple(v for v in values if v is not None)
+    if not resolved:
+        return False  # no value to compare with: the condition (and its statement) fails
+    return condition_holds(replace(cond, values=resolved), ctx.values(cond.key))
 
 
 def _listed(

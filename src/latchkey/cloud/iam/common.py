@@ -229,7 +229,9 @@ def provider_url_key(url: str) -> str:
     """IAM's name for an OIDC provider URL: ``host[:port][/path]`` without the scheme.
 
     The host is lowercased (DNS names are case-insensitive); the path is kept exactly, since
-    it is compared with the token's ``iss`` case-sensitively. A trailing ``/`` is dropped.
+    it is compared with the token's ``iss`` case-sensitively, and so is a trailing ``/`` (as
+    AWS keeps it: ``https://tenant.auth0.com/`` is ``oidc-provider/tenant.auth0.com/``, and
+    Auth0's tokens say ``"iss": "https://tenant.auth0.com/"``).
     """
     bad = "Invalid OpenID Connect Provider URL"
     if len(url) > 255:
@@ -246,7 +248,7 @@ def provider_url_key(url: str) -> str:
     netloc = f"[{host}]" if ":" in host else host
     if port is not None:
         netloc += f":{port}"
-    return (netloc + parts.path).rstrip("/")
+    return netloc + parts.path
 
 
 # -- pagination -----------------------------------------------------------------------------

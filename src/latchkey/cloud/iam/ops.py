@@ -56,6 +56,7 @@ OPERATIONS: dict[str, Handler] = {
     "TagRole": roles.tag_role,
     "UntagRole": roles.untag_role,
     "ListRoleTags": roles.list_role_tags,
+    "ListInstanceProfilesForRole": roles.list_instance_profiles_for_role,
     "PutRolePolicy": inline.put_role_policy,
     "GetRolePolicy": inline.get_role_policy,
     "DeleteRolePolicy": inline.delete_role_policy,

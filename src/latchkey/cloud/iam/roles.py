@@ -6,8 +6,8 @@ import time
 from typing import Any
 from urllib.parse import quote
 
-from latchkey.aws.policy import parse_trust_policy
-from latchkey.cloud.authz import ConditionKeys
+from latchkey.aws.policy import MalformedPolicyDocument, parse_trust_policy
+from latchkey.cloud.authz import ConditionKeys, resource_tag_keys
 from latchkey.cloud.iam.common import (
     Call,
     already_exists,
@@ -17,6 +17,7 @@ from latchkey.cloud.iam.common import (
     int_param,
     iso,
     limit_exceeded,
+    malformed,
     name_param,
     no_permissions_boundary,
     no_such_entity,
@@ -29,6 +30,7 @@ from latchkey.cloud.iam.common import (
     unique_id,
     validation,
 )
+from latchkey.cloud.iam.principals import PrincipalNames, bind_principals
 from latchkey.cloud.iam.tags import add_tags, tag_keys_param, tags_param, tags_shape
 from latchkey.store.base import Conflict, InUse, RoleRecord
 
@@ -40,15 +42,16 @@ def role_arn(account: str, name: str, path: str = "/") -> str:
     return f"arn:aws:iam::{account}:role{path}{name}"
 
 
-def role_shape(role: RoleRecord, *, full: bool = True) -> dict[str, Any]:
-    """A ``Role`` as GetRole answers it; ``full=False`` for list entries (no tags)."""
+def role_shape(role: RoleRecord, names: PrincipalNames, *, full: bool = True) -> dict[str, Any]:
+    """A ``Role`` as GetRole answers it; ``full=False`` for list entries (no tags). ``names``
+    shows the trust policy's principals as ARNs (they are stored as unique ids)."""
     shape: dict[str, Any] = {
         "Path": role.path,
         "RoleName": role.name,
         "RoleId": role.role_id,
         "Arn": role.arn,
         "CreateDate": iso(role.created),
-        "AssumeRolePolicyDocument": quote(role.trust_policy, safe=""),
+        "AssumeRolePolicyDocument": quote(names.show(role.trust_policy), safe=""),
         "Description": role.description or None,
         "MaxSessionDuration": role.max_session_duration,
     }
@@ -59,12 +62,14 @@ def role_shape(role: RoleRecord, *, full: bool = True) -> dict[str, Any]:
 
 
 def load_role(call: Call, action: str, keys: ConditionKeys | None = None) -> RoleRecord:
-    """The role named by ``RoleName``, after authorizing ``action`` on it."""
+    """The role named by ``RoleName``, after authorizing ``action`` on it (with its tags as
+    ``aws:ResourceTag/<key>`` / ``iam:ResourceTag/<key>``)."""
     name = name_param(call.params, "RoleName")
     role = call.store.load_role(name)
-    check(call, action, role.arn if role else role_arn(call.account, name), keys)
     if role is None:
+        check(call, action, role_arn(call.account, name), keys)
         raise no_such_entity(f"The role with name {name} cannot be found.")
+    check(call, action, role.arn, {**resource_tag_keys(role.tags, "iam"), **(keys or {})})
     return role
 
 
@@ -81,10 +86,15 @@ def _max_session(call: Call, default: int | None) -> int | None:
 
 
 def _trust_policy(call: Call, name: str) -> str:
+    """The trust policy parameter ``name``, validated, as it is stored (principals bound to
+    their unique ids: ``principals.bind_principals``)."""
     text = policy_text(call.params, name, parse_trust_policy)
     if policy_chars(text) > MAX_TRUST_POLICY_CHARS:
         raise limit_exceeded(f"Cannot exceed quota for ACLSizePerRole: {MAX_TRUST_POLICY_CHARS}")
-    return text
+    try:
+        return bind_principals(call.store, call.account, text)
+    except MalformedPolicyDocument as exc:
+        raise malformed(exc) from None
 
 
 async def create_role(call: Call) -> dict[str, Any]:
@@ -112,11 +122,11 @@ async def create_role(call: Call) -> dict[str, Any]:
         call.store.save_role(role)
     except Conflict:
         raise already_exists(f"Role with name {name} already exists.") from None
-    return {"Role": role_shape(role)}
+    return {"Role": role_shape(role, PrincipalNames(call.store))}
 
 
 async def get_role(call: Call) -> dict[str, Any]:
-    return {"Role": role_shape(load_role(call, "iam:GetRole"))}
+    return {"Role": role_shape(load_role(call, "iam:GetRole"), PrincipalNames(call.store))}
 
 
 async def list_roles(call: Call) -> dict[str, Any]:
@@ -125,7 +135,8 @@ async def list_roles(call: Call) -> dict[str, Any]:
     roles, extra = paginate(
         call.params, call.store.list_roles(prefix), key=lambda r: r.name.lower()
     )
-    return {"Roles": [role_shape(r, full=False) for r in roles], **extra}
+    names = PrincipalNames(call.store)
+    return {"Roles": [role_shape(r, names, full=False) for r in roles], **extra}
 
 
 async def delete_role(call: Call) -> dict[str, Any]:
@@ -155,11 +166,19 @@ async def update_role(call: Call) -> dict[str, Any]:
 
 
 async def update_role_description(call: Call) -> dict[str, Any]:
-    role = load_role(call, "iam:UpdateRole")
+    role = load_role(call, "iam:UpdateRoleDescription")
     description = description_param(call.params)
     call.store.update_role(role.name, description=description or "")
     updated = call.store.load_role(role.name)
-    return {"Role": role_shape(updated or role)}
+    return {"Role": role_shape(updated or role, PrincipalNames(call.store))}
+
+
+async def list_instance_profiles_for_role(call: Call) -> dict[str, Any]:
+    """This cloud has no EC2, so no instance profiles: a role's list is always empty (Terraform
+    asks before it deletes a role)."""
+    load_role(call, "iam:ListInstanceProfilesForRole")
+    paginate(call.params, [], key=str)  # MaxItems and Marker validated as for any list
+    return {"InstanceProfiles": [], "IsTruncated": False}
 
 
 async def tag_role(call: Call) -> dict[str, Any]:

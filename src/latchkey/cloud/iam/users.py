@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from latchkey.aws.errors import AwsError
-from latchkey.cloud.authz import ConditionKeys
+from latchkey.cloud.authz import ConditionKeys, resource_tag_keys
 from latchkey.cloud.iam.common import (
     Call,
     already_exists,
@@ -57,12 +57,14 @@ def target_user_name(call: Call) -> str:
 def load_user(
     call: Call, action: str, keys: ConditionKeys | None = None, *, name: str | None = None
 ) -> UserRecord:
-    """The user named by ``UserName`` (or ``name``), after authorizing ``action`` on it."""
+    """The user named by ``UserName`` (or ``name``), after authorizing ``action`` on it (with
+    its tags as ``aws:ResourceTag/<key>`` / ``iam:ResourceTag/<key>``)."""
     name = name if name is not None else name_param(call.params, "UserName")
     user = call.store.load_user(name)
-    check(call, action, user.arn if user else user_arn(call.account, name), keys)
     if user is None:
+        check(call, action, user_arn(call.account, name), keys)
         raise no_such_entity(f"The user with name {name} cannot be found.")
+    check(call, action, user.arn, {**resource_tag_keys(user.tags, "iam"), **(keys or {})})
     return user
 
 

@@ -26,6 +26,7 @@ _POLICY_TEXT = re.compile(r"[\u0009\u000A\u000D\u0020-\u00FF]+")
 _POLICY_ARN = re.compile(r"arn:aws:iam::(?:\d{12}|aws):policy/[\w+=,.@/-]+", re.ASCII)
 _POLICY_ARN_KEY = re.compile(r"PolicyArns\.member\.([1-9]\d{0,3})\.arn")
 MAX_POLICY_CHARS = 2048
+MAX_SOURCE_IDENTITY = 256
 MAX_POLICY_ARNS = 10
 # The packed (compressed) form of the session policies must fit this budget; AWS's budget is
 # not published, so ours approximates it: zlib of the minified policy and the ARNs, at most
@@ -43,6 +44,11 @@ class Call:
     jwks: JwksFetcher
     account: str
     params: Mapping[str, str]
+    # What the app knows of the request, for the unsigned AssumeRoleWithWebIdentity's trust
+    # policy (a signed call's caller carries them): ``None`` leaves the condition key absent.
+    source_ip: str | None = None  # aws:SourceIp
+    secure_transport: bool | None = None  # aws:SecureTransport
+    region: str | None = None  # aws:RequestedRegion
 
 
 Handler = Callable[[Call], Awaitable[dict[str, Any]]]
@@ -135,11 +141,12 @@ def session_name(problems: Problems, params: Mapping[str, str]) -> str:
 
 
 def source_identity(problems: Problems, value: str | None) -> None:
-    """2-64 characters of ``[\\w+=,.@-]`` (so never the reserved ``aws:`` prefix)."""
+    """2-256 characters of ``[\\w+=,.@-]`` (the STS model's ``sourceIdentityType``; so never
+    the reserved ``aws:`` prefix)."""
     if value is not None:
         problems.text(
-            {"SourceIdentity": value}, "SourceIdentity", low=2, high=64, pattern=_NAME,
-            pattern_text=NAME_PATTERN,
+            {"SourceIdentity": value}, "SourceIdentity", low=2, high=MAX_SOURCE_IDENTITY,
+            pattern=_NAME, pattern_text=NAME_PATTERN,
         )  # fmt: skip
 
 

@@ -23,7 +23,9 @@ from latchkey.aws.policy import (
     evaluate,
     parse_policy,
 )
+from latchkey.cloud.authz import KeyValue, request_time_keys
 from latchkey.cloud.iam.common import provider_url_key
+from latchkey.cloud.identity import GLOBAL_REGION
 from latchkey.cloud.sts.common import (
     Call,
     Problems,
@@ -97,12 +99,18 @@ def _provider(call: Call, token: str) -> tuple[str, OidcProviderRecord]:
         url_key = provider_url_key(issuer)
     except AwsError:
         raise missing from None
-    provider = call.store.load_oidc_provider(f"arn:aws:iam::{call.account}:oidc-provider/{url_key}")
+    prefix = f"arn:aws:iam::{call.account}:oidc-provider/"
+    provider = call.store.load_oidc_provider(prefix + url_key)
+    if provider is None and url_key.endswith("/"):
+        # Providers registered before IAM kept a trailing "/" lost it: they still accept
+        # their issuer's tokens (Auth0's issuers end with "/").
+        provider = call.store.load_oidc_provider(prefix + url_key.rstrip("/"))
     if provider is None:
         raise missing
-    # Only the registered spelling (a trailing "/" allowed) is ever fetched: variants such as
-    # an upper-case host would otherwise each cost a discovery round trip.
-    if issuer.removesuffix("/") != f"https://{provider.url}":
+    # Only the registered spelling (or, for such an older provider, it and a "/") is ever
+    # fetched: variants such as an upper-case host would otherwise each cost a discovery round
+    # trip.
+    if issuer not in (f"https://{provider.url}", f"https://{provider.url}/"):
         raise missing
     return issuer, provider
 
@@ -184,18 +192,32 @@ def _audiences(claims: Mapping[str, object]) -> list[str]:
 
 
 def _condition_keys(
-    url_key: str, claims: Mapping[str, object], session: str, source: str | None
-) -> dict[str, str | list[str]]:
-    keys: dict[str, str | list[str]] = {
+    call: Call,
+    provider: OidcProviderRecord,
+    claims: Mapping[str, object],
+    session: str,
+    source: str | None,
+) -> dict[str, KeyValue]:
+    """The trust policy's condition keys: the provider's (``<url>:aud``...), STS's, and the
+    global ones a request has (time, source address, transport, region, the provider)."""
+    url_key = provider.url
+    keys: dict[str, KeyValue] = {
         f"{url_key}:aud": _audiences(claims),
         f"{url_key}:sub": str(claims["sub"]),
         "sts:RoleSessionName": session,
+        "aws:FederatedProvider": provider.arn,
+        **request_time_keys(call.clock),
     }
     amr = claims.get("amr")
     if isinstance(amr, str | list):
         keys[f"{url_key}:amr"] = [amr] if isinstance(amr, str) else [str(a) for a in amr]
     if source is not None:
         keys["sts:SourceIdentity"] = source
+    if call.source_ip:
+        keys["aws:SourceIp"] = call.source_ip
+    if call.secure_transport is not None:
+        keys["aws:SecureTransport"] = call.secure_transport
+    keys["aws:RequestedRegion"] = call.region or GLOBAL_REGION
     return keys
 
 
@@ -232,12 +254,11 @@ async def assume_role_with_web_identity(call: Call) -> dict[str, Any]:
         trust = parse_policy(role.trust_policy, require_principal=True)
     except MalformedPolicyDocument:
         raise denied from None
-    url_key = provider.url
     ctx = RequestContext(
         action=ACTION,
         resource=role.arn,
         principals=frozenset({provider.arn}),
-        keys=_condition_keys(url_key, claims, name, source),
+        keys=_condition_keys(call, provider, claims, name, source),
     )
     if evaluate(trust, ctx) is not Decision.ALLOW:
         raise denied

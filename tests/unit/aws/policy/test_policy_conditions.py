@@ -51,7 +51,8 @@ def check(operator: str, policy: object, request_value: Value, expected: bool) -
     ("StringEquals", "a", ABSENT, False),
     ("StringEquals", ["a", "b"], "b", True),
     ("StringEquals", "a", ["x", "a"], True),  # multi-valued key, single-valued operator
-    ("StringEquals", "${aws:username}", "${aws:username}", True),  # no policy variables
+    ("StringEquals", "${aws:username}", "${aws:username}", False),  # a variable, unset here
+    ("StringEquals", "${k:Key}", "v", True),  # a variable: the request's value of k:Key
     ("StringEquals", "true", True, True),  # request booleans are "true"/"false"
     ("StringEquals", 42, 42, True),
     ("StringNotEquals", "a", "b", True),
