@@ -6,17 +6,20 @@ with file, line, column, field and message).
 
 from __future__ import annotations
 
+import datetime as dt
 import hmac
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote
 
 from latchkey.control.conditions import RequestFacts
-from latchkey.control.loader import ConfigError, StoredObject, parse_objects_text
+from latchkey.control.loader import ConfigError, StoredObject
 from latchkey.control.manifest import resolve_kind
 from latchkey.control.model import Evidence
+from latchkey.control.schema import check_name
 from latchkey.control.service import ControlPlane, InUse, NotFound
+from latchkey.control.since import parse_since
 from latchkey.http.h1 import Request, Response
 from latchkey.http.server import Peer
 from latchkey.store.control import ControlStore
@@ -63,7 +66,8 @@ OPENAPI: dict[str, Any] = {
         },
         "/api/v1/apply": {
             "post": {
-                "summary": "apply YAML documents: {documents, filename, prune, dryRun}",
+                "summary": "apply YAML documents: {files: [{filename, documents}], prune, "
+                "dryRun} (or one file as {documents, filename, prune, dryRun})",
                 "responses": {"200": {"description": "changes"}, "422": {"description": "issues"}},
             }
         },
@@ -72,8 +76,8 @@ OPENAPI: dict[str, Any] = {
         },
         "/api/v1/events": {
             "get": {
-                "summary": "access events; filters client, server, decision, since; "
-                "cursor after, limit"
+                "summary": "access events; filters client, server, decision, since (an ISO "
+                "8601 time or a duration such as 1h); cursor after, limit"
             }
         },
     },
@@ -106,9 +110,12 @@ class ControlApi:
     async def __call__(self, request: Request, peer: Peer) -> Response:
         if not self.authorized(request):
             return _error(401, "Unauthorized", "a bearer admin token is required")
-        parts = [p for p in request.path.split("/") if p][2:]  # after /api/v1
+        # (each segment decoded: a name with '#' or '/' arrives quoted, and is then refused)
+        parts = [unquote(p) for p in request.path.split("/") if p][2:]  # after /api/v1
         query = dict(parse_qsl(request.query))
         try:
+            if len(parts) == 2 and parts[0] not in ("objects", "apply", "explain", "events"):
+                check_name(parts[1])
             return await self._route(request.method, parts, query, request.body)
         except ConfigError as exc:
             return _config_error(exc)
@@ -154,13 +161,19 @@ class ControlApi:
         return doc
 
     def _apply(self, doc: dict[str, Any]) -> Response:
-        text = doc.get("documents")
-        if not isinstance(text, str):
-            raise ValueError("'documents' must be YAML text")
-        filename = str(doc.get("filename") or "<request>")
-        objects = parse_objects_text(text, filename)
+        files = doc.get("files")
+        if files is None:  # one file, the request's first form
+            files = [{"documents": doc.get("documents"), "filename": doc.get("filename")}]
+        if not isinstance(files, list):
+            raise ValueError("'files' must be a list of {filename, documents}")
+        given = []
+        for i, entry in enumerate(files):
+            text = entry.get("documents") if isinstance(entry, dict) else None
+            if not isinstance(text, str):
+                raise ValueError(f"file {i + 1}: 'documents' must be YAML text")
+            given.append((str(entry.get("filename") or "<request>"), text))
         dry_run = bool(doc.get("dryRun", False))
-        changes = self.control.apply(objects, prune=bool(doc.get("prune", False)),
+        changes = self.control.apply(given, prune=bool(doc.get("prune", False)),
                                      dry_run=dry_run)  # fmt: skip
         return _json({"changes": [_change(c) for c in changes], "dryRun": dry_run})
 
@@ -169,9 +182,9 @@ class ControlApi:
         if doc.get("kind", kind) != kind or (doc.get("metadata") or {}).get("name", name) != name:
             raise ValueError(f"the document must describe {kind} {name!r}")
         document = {"apiVersion": "latchkey/v1", **doc, "kind": kind, "metadata": {"name": name}}
-        objects = parse_objects_text(json.dumps(document), f"PUT /api/v1/{kind}/{name}")
+        given = [(f"PUT /api/v1/{kind}/{name}", json.dumps(document))]
         dry_run = query.get("dryRun", "false") == "true"
-        changes = self.control.apply(objects, dry_run=dry_run)
+        changes = self.control.apply(given, dry_run=dry_run)
         return _json({"changes": [_change(c) for c in changes], "dryRun": dry_run})
 
     def _events(self, query: dict[str, str]) -> Response:
@@ -180,13 +193,18 @@ class ControlApi:
             limit = min(int(query.get("limit", "100")), MAX_PAGE)
         except ValueError:
             raise ValueError("after and limit must be integers") from None
+        since = query.get("since")
+        try:
+            when = parse_since(since, dt.datetime.now(dt.UTC)) if since is not None else None
+        except ValueError as exc:
+            raise ValueError(f"since: {exc}") from None
         events = self.events.list_events(
             after_id=after,
             limit=limit,
             client=query.get("client"),
             server=query.get("server"),
             decision=query.get("decision"),
-            since=query.get("since"),
+            since=when,
         )
         next_cursor = events[-1].id if events else after
         return _json({"items": [e.to_json() for e in events], "next": next_cursor})

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
+import re
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_HH_MM = re.compile(r"([0-9]{1,2}):([0-9]{2})", re.ASCII)
 
 # Actions that name no key: a keys rule does not apply to them. Any other action that names
 # no key is refused under a keys rule (e.g. Decrypt without KeyId: the key is unknown here).
@@ -75,10 +77,11 @@ def parse_range(text: str) -> tuple[int, int]:
         start, end = text.split("-")
         values = []
         for part in (start, end):
-            hours, minutes = part.strip().split(":")
-            if len(minutes) != 2 or not hours.isdigit() or not minutes.isdigit():
+            # (ASCII digits only: str.isdigit and int() also take "٠٩", and "0009" is no HH)
+            match = _HH_MM.fullmatch(part.strip())
+            if match is None:
                 raise ValueError
-            h, m = int(hours), int(minutes)
+            h, m = int(match[1]), int(match[2])
             if not (0 <= h <= 24 and 0 <= m < 60) or (h == 24 and m != 0):
                 raise ValueError
             values.append(h * 60 + m)

@@ -29,9 +29,12 @@ from latchkey.edge.inject import check_secret
 __all__ = [
     "ConfigError",
     "ConfigIssue",
+    "decode_text",
+    "load_apply",
     "load_config_file",
     "load_config_paths",
     "load_config_text",
+    "load_stored",
 ]
 
 _MAX_NODES = 100_000  # a guard against alias bombs ("billion laughs")
@@ -41,8 +44,9 @@ _BAD_SCALAR = object()  # stands in for a scalar YAML could not construct
 class _Document:
     """One YAML document turned into plain data, remembering where each value was."""
 
-    def __init__(self, file: str, root: Node) -> None:
+    def __init__(self, file: str, root: Node, *, stored: bool = False) -> None:
         self.file = file
+        self.stored = stored  # an object already in the control store, not one being applied
         self.root_mark = root.start_mark
         self.values: dict[Loc, yaml.Mark] = {}
         self.keys: dict[Loc, yaml.Mark] = {}
@@ -213,6 +217,34 @@ def _scheme_problems(
     return problems
 
 
+STORED_PREFIX = "stored "
+
+
+def stored_file(kind: str, name: str) -> str:
+    """What issues about a stored object give as its file: ``stored serverworkload/aws-kms``."""
+    return f"{STORED_PREFIX}{kind.lower()}/{name}"
+
+
+def _where(doc: _Document) -> str:
+    mark = doc.mark_for(("metadata", "name"))
+    return f"{doc.file}:{mark.line + 1}:{mark.column + 1}"
+
+
+def decode_text(data: bytes, filename: str) -> str:
+    """A file's bytes as text; anything but UTF-8 is a :class:`ConfigError` at the line and
+    column of the first byte that is not (a UTF-8 byte order mark is allowed and dropped)."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        start = exc.start + (3 if data.startswith(b"\xef\xbb\xbf") else 0)
+        before = data[:start].decode("utf-8-sig")  # (valid up to there)
+        line = before.count("\n") + 1
+        column = len(before) - (before.rfind("\n") + 1) + 1
+        hint = " (UTF-16?)" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else ""
+        message = f"not UTF-8 text: byte 0x{data[start]:02x}{hint}"
+        raise ConfigError([ConfigIssue(filename, line, column, "", message)]) from None
+
+
 @dataclass
 class _Loaded:
     """Everything parsed so far, across all files."""
@@ -222,14 +254,14 @@ class _Loaded:
     names: dict[tuple[str, str], str] = field(default_factory=dict)
     incomplete: bool = False  # some objects could not even be identified
 
-    def add_stream(self, text: str, filename: str) -> None:
+    def add_stream(self, text: str, filename: str, *, stored: bool = False) -> None:
         """Parse one multi-document YAML stream."""
         try:
             for node in yaml.compose_all(text, Loader=yaml.SafeLoader):
                 if node is None or (isinstance(node, ScalarNode) and node.tag.endswith(":null")):
                     continue  # empty document
                 if isinstance(node, MappingNode):
-                    self._add_document(filename, node)
+                    self._add_document(filename, node, stored=stored)
                 else:
                     self.incomplete = True
                     message = "a document must be a mapping (apiVersion, kind, metadata, spec)"
@@ -241,16 +273,25 @@ class _Loaded:
     def add_file(self, path: Path) -> None:
         """Parse one file; failing to read it is an issue too."""
         try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            text = decode_text(path.read_bytes(), str(path))
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
             self.issues.append(issue_at(str(path), None, (), f"cannot read file: {reason}"))
+            return
+        except ConfigError as exc:
+            self.issues.extend(exc.issues)
             return
         self.add_stream(text, str(path))
 
-    def _add_document(self, filename: str, node: MappingNode) -> None:
+    def add_stored(self, obj: StoredObject) -> None:
+        """An object from the control store, validated again (a file it names may be gone):
+        positions are those of ``latchkey get KIND NAME -o yaml``."""
+        text = yaml.safe_dump(obj.document(), sort_keys=False, default_flow_style=False)
+        self.add_stream(text, stored_file(obj.kind, obj.name), stored=True)
+
+    def _add_document(self, filename: str, node: MappingNode, *, stored: bool = False) -> None:
         try:
-            doc = _Document(filename, node)
+            doc = _Document(filename, node, stored=stored)
         except ConfigError as exc:  # the document cannot be read sensibly
             self.issues.extend(exc.issues)
             self.incomplete = True
@@ -285,7 +326,9 @@ class _Loaded:
     def check_references(self) -> None:
         """Cross-object rules: references resolve, host:port pairs are unique."""
         endpoints: dict[tuple[str, int], str] = {}
-        for parsed, doc in self.documents:
+        # Stored objects first: a clash between a stored object and one being applied is
+        # then reported where the user can fix it, in the file being applied.
+        for parsed, doc in sorted(self.documents, key=lambda pair: not pair[1].stored):
             if isinstance(parsed, schema.ServerWorkloadDocument):
                 key = (parsed.spec.host, parsed.spec.port)
                 here = doc.mark_for(("spec", "host"))
@@ -303,17 +346,25 @@ class _Loaded:
 
     def check_schemes(self) -> None:
         """Each policy's credential providers fit its server's authentication scheme."""
-        servers = {p.metadata.name: p for p, _ in self.documents
+        servers = {p.metadata.name: (p, d) for p, d in self.documents
                    if isinstance(p, schema.ServerWorkloadDocument)}  # fmt: skip
-        providers = {p.metadata.name: p for p, _ in self.documents
-                     if isinstance(p, schema.CredentialProviderDocument)}  # fmt: skip
+        providers_docs = {p.metadata.name: (p, d) for p, d in self.documents
+                          if isinstance(p, schema.CredentialProviderDocument)}  # fmt: skip
+        providers = {name: p for name, (p, _) in providers_docs.items()}
+        changed = {name: doc for name, (_, doc) in providers_docs.items() if not doc.stored}
         for parsed, doc in self.documents:
             if not isinstance(parsed, schema.AccessPolicyDocument):
                 continue
-            server = servers.get(parsed.spec.server)
-            if server is None:
+            server, server_doc = servers.get(parsed.spec.server, (None, None))
+            if server is None or server_doc is None:
                 continue  # missing (reported above) or invalid (reported where it is)
             for loc, message in _scheme_problems(parsed.spec, server, providers):
+                if doc.stored:  # the policy is as it was: say which applied object broke it
+                    causes = [server_doc] if not server_doc.stored else []
+                    causes += [changed[n] for n in parsed.spec.providers if n in changed]
+                    if causes:
+                        where = ", ".join(_where(d) for d in causes)
+                        message += f" (after the change at {where})"
                 self.issues.append(doc.issue(doc.mark_for(loc), loc, message))
 
     def build(self) -> model.Config:
@@ -410,17 +461,72 @@ def load_objects_paths(
     return loaded.build_with_objects()
 
 
-def parse_objects_text(text: str, filename: str = "<config>") -> list[StoredObject]:
-    """One file's objects, each validated on its own: references to objects defined
-    elsewhere (already applied) are checked later, against the whole configuration."""
-    loaded = _Loaded()
-    loaded.add_stream(text, filename)
-    return loaded.objects()
-
-
 def load_objects_text(
     text: str, filename: str = "<config>"
 ) -> tuple[model.Config, list[StoredObject]]:
     loaded = _Loaded()
     loaded.add_stream(text, filename)
     return loaded.build_with_objects()
+
+
+def load_stored(objects: Sequence[StoredObject]) -> model.Config:
+    """Validate the stored objects together; an issue names the object (``stored
+    serverworkload/aws-kms``) at the line and column ``latchkey get ... -o yaml`` shows."""
+    loaded = _Loaded()
+    for obj in objects:
+        loaded.add_stored(obj)
+    return loaded.build()
+
+
+class NoObjects(ValueError):
+    """An apply with ``prune`` was given no objects: it would delete everything."""
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What an apply leads to: the objects given, and the configuration with them in place."""
+
+    desired: list[StoredObject]
+    config: model.Config
+
+
+def load_apply(
+    files: Sequence[tuple[str, str]], current: Sequence[StoredObject], *, prune: bool
+) -> Applied:
+    """Validate ``files`` ((filename, YAML text) pairs) as applied over the ``current``
+    stored objects (without them, with ``prune``), in one pass, so that every problem is
+    reported at once: each in the file and line where it is, a stored object's (a file it
+    names may have gone since) as ``stored KIND/NAME``."""
+    loaded = _Loaded()
+    for filename, text in files:
+        loaded.add_stream(text, filename)
+    if prune and not loaded.issues and not loaded.names and not loaded.documents:
+        raise NoObjects("no objects passed to apply (with --prune that would delete everything)")
+    given = set(loaded.names)  # identifiable objects being applied, valid or not
+    if not prune:
+        for obj in current:
+            if (obj.kind, obj.name) not in given:
+                loaded.add_stored(obj)
+    config, objects = loaded.build_with_objects()
+    stored = {(p.kind, p.metadata.name) for p, d in loaded.documents if d.stored}
+    desired = [o for o in objects if (o.kind, o.name) not in stored]
+    return Applied(desired, _by_name(config))
+
+
+def _by_name(config: model.Config) -> model.Config:
+    """The objects of each kind in name order, as the stored configuration has them after a
+    restart (where the order shows, e.g. which policy is tried first, it does not change)."""
+
+    def name(obj: model.ServerWorkload | model.CredentialProvider | model.ClientWorkload
+             | model.AccessPolicy | AccessCondition | model.TrustProvider) -> str:  # fmt: skip
+        return obj.name
+
+    return replace(
+        config,
+        server_workloads=tuple(sorted(config.server_workloads, key=name)),
+        credential_providers=tuple(sorted(config.credential_providers, key=name)),
+        client_workloads=tuple(sorted(config.client_workloads, key=name)),
+        access_policies=tuple(sorted(config.access_policies, key=name)),
+        access_conditions=tuple(sorted(config.access_conditions, key=name)),
+        trust_providers=tuple(sorted(config.trust_providers, key=name)),
+    )

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import yaml
 
-from latchkey.control.loader import StoredObject, load_objects_text
+from latchkey.control.loader import StoredObject, load_stored
 from latchkey.control.model import Config
 from latchkey.control.schema import KINDS
 
@@ -146,7 +146,6 @@ def merged(
     return sort_objects(result.values())
 
 
-def config_of(objects: Sequence[StoredObject], origin: str = "<store>") -> Config:
+def config_of(objects: Sequence[StoredObject]) -> Config:
     """Validate a whole set of objects together (references, duplicates) into a Config."""
-    config, _ = load_objects_text(render_yaml(objects), origin)
-    return config
+    return load_stored(objects)

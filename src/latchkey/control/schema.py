@@ -59,7 +59,8 @@ def is_name(value: str) -> bool:
     return _DNS_LABEL.fullmatch(value) is not None
 
 
-def _check_name(value: str) -> str:
+def check_name(value: str) -> str:
+    """``value`` if it is a valid object name; ValueError naming it otherwise."""
     if not is_name(value):
         raise ValueError(
             f"invalid name {value!r}: use 1-63 lowercase letters, digits and '-', "
@@ -90,8 +91,20 @@ def _check_host(value: str) -> str:
                 f"public suffix (e.g. '*.example.com', not '*.com' or '*.co.uk')"
             )
     if not all(_DNS_LABEL.fullmatch(label) for label in labels) or labels[-1].isdigit():
-        raise ValueError(f"invalid host {value!r}: not a DNS name or IP address")
+        raise ValueError(f"invalid host {value!r}: not a DNS name or IP address{_idn_hint(host)}")
     return host
+
+
+def _idn_hint(host: str) -> str:
+    """For an internationalized name, its ASCII (``xn--``) form, which is what goes on the wire
+    and what a client's CONNECT names."""
+    if host.isascii():
+        return ""
+    try:
+        ascii_form = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return "; an internationalized name must be written in its ASCII (xn--) form"
+    return f"; write an internationalized name in its ASCII form: {ascii_form!r}"
 
 
 @functools.cache
@@ -199,7 +212,7 @@ def _check_secret_env(value: str) -> str:
     return value
 
 
-Name = Annotated[str, AfterValidator(_check_name)]
+Name = Annotated[str, AfterValidator(check_name)]
 Host = Annotated[str, AfterValidator(_check_host)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 Cidr = Annotated[model.IPNetwork, PlainValidator(_parse_cidr)]

@@ -12,16 +12,32 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
-from latchkey.control.loader import StoredObject, load_objects_paths, load_objects_text
-from latchkey.control.manifest import Action, Change, config_of, merged, plan, sort_objects
+from latchkey.control.issues import ConfigError
+from latchkey.control.loader import (
+    STORED_PREFIX,
+    StoredObject,
+    decode_text,
+    load_apply,
+    load_objects_paths,
+    load_objects_text,
+    load_stored,
+)
+from latchkey.control.manifest import Action, Change, merged, plan, sort_objects
 from latchkey.control.model import Config, empty_config
-from latchkey.store.control import ControlStore, ObjectRow
+from latchkey.store.control import SEEDED_KEY, ControlStore, ObjectRow
 
 log = logging.getLogger("latchkey.control")
 
-SEEDED_KEY = "seeded-default"
+# How to get past a stored object that is no longer valid (a file it names has gone, a
+# variable is unset), said beside each issue about one.
+APPLY_HINT = "stored earlier: apply a corrected {obj} (`latchkey get {kind} {name} -o yaml`)"
+START_HINT = (
+    "stored earlier: make it valid again, or replace the stored configuration with "
+    "`latchkey up --config FILE|DIR` (`latchkey get all -o yaml` reads it while latchkey is down)"
+)
 
 Listener = Callable[[Config], None]
 
@@ -38,14 +54,20 @@ def _names(value: object) -> list[object]:
     return list(value) if isinstance(value, list) else [value]
 
 
+# The AccessPolicy fields that name objects of each kind (every reference loader._references
+# knows; a test holds the two together).
+POLICY_FIELDS = {
+    "ServerWorkload": ("server",),
+    "ClientWorkload": ("clients",),
+    "CredentialProvider": ("credentialProvider", "credentialProviders"),
+    "AccessCondition": ("conditions",),
+    "TrustProvider": ("trustProviders",),
+}
+
+
 def referrers(objects: Sequence[StoredObject], kind: str, name: str) -> list[str]:
     """``AccessPolicy 'p'`` for every object whose spec refers to ``kind`` ``name``."""
-    fields = {
-        "ServerWorkload": ("server",),
-        "ClientWorkload": ("clients",),
-        "CredentialProvider": ("credentialProvider", "credentialProviders"),
-        "AccessCondition": ("conditions",),
-    }
+    fields = POLICY_FIELDS
     found = []
     for obj in objects:
         names: list[object] = []
@@ -70,6 +92,19 @@ def _canonical(objects: Sequence[StoredObject]) -> str:
     return json.dumps([[o.kind, o.name, o.spec] for o in sort_objects(objects)], sort_keys=True)
 
 
+def _hinted(exc: ConfigError, hint: str) -> ConfigError:
+    """``exc`` with ``hint`` beside each issue about a stored object."""
+    issues = []
+    for issue in exc.issues:
+        if issue.file.startswith(STORED_PREFIX):
+            obj = issue.file.removeprefix(STORED_PREFIX)
+            kind, _, name = obj.partition("/")
+            text = hint.format(obj=obj, kind=kind, name=name)
+            issue = replace(issue, message=f"{issue.message} [{text}]")
+        issues.append(issue)
+    return ConfigError(issues)
+
+
 class ControlPlane:
     def __init__(self, store: ControlStore) -> None:
         self._store = store
@@ -91,14 +126,18 @@ class ControlPlane:
         else:
             stored = self.objects()
             seeded = self._store.meta(SEEDED_KEY)
-            if not stored or _canonical(stored) == seeded:
+            # (not "nothing stored": deleting every object is a choice, to deny everything)
+            if not self._store.objects_written() or _canonical(stored) == seeded:
                 # Never changed since it was seeded: render it again (the cloud may have moved).
                 config, objects = load_objects_text(default_text, "default configuration")
                 self._store.replace_objects(_rows(objects), {SEEDED_KEY: _canonical(objects)})
                 self.origin = "default configuration"
             else:
                 objects = stored
-                config = config_of(objects, "stored configuration")
+                try:
+                    config = load_stored(objects)
+                except ConfigError as exc:
+                    raise _hinted(exc, START_HINT) from None
                 self.origin = "stored configuration (latchkey apply)"
         self._objects = sort_objects(objects)
         self.config = config
@@ -123,14 +162,20 @@ class ControlPlane:
     # -- writing --------------------------------------------------------------------------
 
     def apply(
-        self, desired: Sequence[StoredObject], *, prune: bool = False, dry_run: bool = False
+        self, files: Sequence[tuple[str, str]], *, prune: bool = False, dry_run: bool = False
     ) -> list[Change]:
-        """Create or update ``desired`` (and with ``prune`` delete what it leaves out)."""
+        """Create or update the objects of ``files`` ((filename, YAML text) pairs), and with
+        ``prune`` delete what they leave out. :class:`ConfigError` (every issue, each in its
+        file) and :class:`NoObjects` change nothing."""
         with self._lock:
             current = self.objects()
+            try:
+                applied = load_apply(files, current, prune=prune)
+            except ConfigError as exc:
+                raise _hinted(exc, APPLY_HINT) from None
+            desired, config = applied.desired, applied.config
             changes = plan(current, desired, prune=prune)
             result = merged(current, desired, prune=prune)
-            config = config_of(result, "the applied configuration")  # ConfigError: no change
             if not dry_run and any(c.action is not Action.UNCHANGED for c in changes):
                 self._commit(result, config)
             return changes
@@ -144,7 +189,10 @@ class ControlPlane:
             if users:
                 raise InUse(f"cannot delete {kind} {name!r}: {', '.join(users)} refer(s) to it")
             result = [o for o in current if (o.kind, o.name) != (kind, name)]
-            config = config_of(result, "the configuration after the delete")
+            try:
+                config = load_stored(result)
+            except ConfigError as exc:
+                raise _hinted(exc, APPLY_HINT) from None
             if not dry_run:
                 self._commit(result, config)
             return Change(kind, name, Action.DELETED)
@@ -163,7 +211,8 @@ class ControlPlane:
 
 
 def read_paths(paths: Sequence[str | os.PathLike[str]]) -> list[tuple[str, str]]:
-    """(filename, text) for files and the ``*.yaml``/``*.yml`` files of directories."""
+    """(filename, text) for files and the ``*.yaml``/``*.yml`` files of directories.
+    ``OSError`` for what cannot be read; :class:`ConfigError` for a file that is not UTF-8."""
     out = []
     for path in map(Path, paths):
         files = [path]
@@ -174,5 +223,5 @@ def read_paths(paths: Sequence[str | os.PathLike[str]]) -> list[tuple[str, str]]
                 if p.suffix in {".yaml", ".yml"} and p.is_file() and not p.name.startswith(".")
             )
         for file in files:
-            out.append((str(file), file.read_text(encoding="utf-8")))
+            out.append((str(file), decode_text(file.read_bytes(), str(file))))
     return out

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import json
 import math
+import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from json.encoder import encode_basestring_ascii
+from pathlib import Path
+from urllib.parse import quote
 
 from latchkey.store.sqlitedb import SqliteDatabase, insert_rows
 
@@ -26,6 +30,14 @@ CREATE TABLE IF NOT EXISTS access_events (
 );
 CREATE INDEX IF NOT EXISTS access_events_time ON access_events (time);
 """
+
+
+# Set by the first write of the objects (seeded, applied, given to ``up --config``): an empty
+# stored configuration is then one someone chose (deny everything), not a store never used.
+WRITTEN_KEY = "objects-written"
+# What older releases set when they seeded the default configuration (they had no marker).
+SEEDED_KEY = "seeded-default"
+EVENT_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # how the edge writes an event's time
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +142,7 @@ class ControlStore(SqliteDatabase):
                 "INSERT INTO control_objects VALUES (?,?,?,?)",
                 [(o.kind, o.name, json.dumps(o.spec, sort_keys=True), now) for o in objects],
             )
-            for key, value in (meta or {}).items():
+            for key, value in {**(meta or {}), WRITTEN_KEY: "1"}.items():
                 db.execute(
                     "INSERT INTO control_meta VALUES (?,?) ON CONFLICT (key) DO UPDATE "
                     "SET value = excluded.value",
@@ -140,6 +152,13 @@ class ControlStore(SqliteDatabase):
     def meta(self, key: str) -> str | None:
         rows = self._rows("SELECT value FROM control_meta WHERE key = ?", key)
         return str(rows[0]["value"]) if rows else None
+
+    def objects_written(self) -> bool:
+        """Whether objects were ever stored, even if none are left. A store from before the
+        marker counts as written when it holds objects or was seeded."""
+        if self.meta(WRITTEN_KEY) is not None or self.meta(SEEDED_KEY) is not None:
+            return True
+        return bool(self._rows("SELECT 1 FROM control_objects LIMIT 1"))
 
     # -- access events --------------------------------------------------------------------
 
@@ -160,9 +179,10 @@ class ControlStore(SqliteDatabase):
         client: str | None = None,
         server: str | None = None,
         decision: str | None = None,
-        since: str | None = None,
+        since: dt.datetime | None = None,
     ) -> list[AccessEvent]:
-        """Events with id > ``after_id`` (the paging cursor), oldest first."""
+        """Events with id > ``after_id`` (the paging cursor), oldest first; ``since``: at or
+        after that (aware) time."""
         where: list[str] = ["id > ?"]
         args: list[object] = [after_id]
         for column, value in (("client", client), ("server", server), ("decision", decision)):
@@ -170,11 +190,31 @@ class ControlStore(SqliteDatabase):
                 where.append(f"{column} = ?")
                 args.append(value)
         if since is not None:
+            # Event times are UTC text of one width (EVENT_TIME_FORMAT), so text order is time
+            # order and the index serves; a time written without a fraction ("...:57Z") sorts
+            # after every fraction of its second, so it is left out by hand when too early.
+            bound = since.astimezone(dt.UTC).strftime(EVENT_TIME_FORMAT)
             where.append("time >= ?")
-            args.append(since)
+            args.append(bound)
+            if since.microsecond:
+                where.append("time != ?")
+                args.append(bound[:19] + "Z")
         rows = self._rows(  # fixed column names, values bound
             f"SELECT * FROM access_events WHERE {' AND '.join(where)} ORDER BY id LIMIT ?",  # noqa: S608
             *args,
             limit,
         )
         return [AccessEvent(**dict(r)) for r in rows]
+
+
+def read_objects(path: Path) -> list[ObjectRow]:
+    """The stored objects, read without the node (read-only: nothing is created or migrated).
+    ``FileNotFoundError`` when there is no store."""
+    if not path.is_file():
+        raise FileNotFoundError(path)
+    db = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True)
+    try:
+        rows = db.execute("SELECT kind, name, spec FROM control_objects ORDER BY kind, name")
+        return [ObjectRow(kind, name, json.loads(spec)) for kind, name, spec in rows]
+    finally:
+        db.close()

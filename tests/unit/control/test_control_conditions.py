@@ -47,7 +47,11 @@ def test_time_window(window: TimeWindow, moment: str, inside: bool) -> None:
         assert "outside the time window" in why
 
 
-@pytest.mark.parametrize("bad", ["9-17", "09:00", "25:00-26:00", "09:00-09:00", "09:60-10:00"])
+@pytest.mark.parametrize(
+    "bad",
+    ["9-17", "09:00", "25:00-26:00", "09:00-09:00", "09:60-10:00",
+     "\u0660\u0669:00-17:00", "0009:00-17:00", "09:00-1\uff17:00", "+9:00-17:00"],
+)  # fmt: skip
 def test_bad_ranges(bad: str) -> None:
     with pytest.raises(ValueError, match="invalid time range"):
         parse_range(bad)

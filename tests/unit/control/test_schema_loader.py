@@ -409,3 +409,32 @@ def test_sts_endpoint(url: str, ok: bool) -> None:
 def test_bare_addresses_are_single_host_networks() -> None:
     assert str(schema._parse_cidr("10.1.2.3")) == "10.1.2.3/32"
     assert str(schema._parse_cidr("2001:db8::1")) == "2001:db8::1/128"
+
+
+def test_an_internationalized_host_gets_its_ascii_form_as_a_hint() -> None:
+    with pytest.raises(ValueError, match=r"ASCII form: 'xn--caf-dma\.example\.com'"):
+        schema._check_host("café.example.com")
+    assert schema._check_host("xn--caf-dma.example.com") == "xn--caf-dma.example.com"
+
+
+def test_a_file_that_is_not_utf8_is_reported_at_the_byte(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(
+        b"apiVersion: latchkey/v1\nkind: ClientWorkload\nmetadata: {name: lat1}\nspec:\n"
+        b'  identities: [{hostname: "caf\xe9"}]\n'
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config_paths([path])
+    assert [str(i) for i in caught.value.issues] == [f"{path}:5:31: not UTF-8 text: byte 0xe9"]
+    utf16 = tmp_path / "u16.yaml"
+    utf16.write_bytes("apiVersion: latchkey/v1\n".encode("utf-16"))
+    with pytest.raises(ConfigError, match=r"u16.yaml:1:1: not UTF-8 text: byte 0xff \(UTF-16\?\)"):
+        load_config_file(utf16)
+    bom = tmp_path / "bom.yaml"  # a UTF-8 byte order mark is fine, and not a column
+    last = b"spec: {identities: [{hostname: 'caf\xe9'}]}\n"
+    bom.write_bytes(b"\xef\xbb\xbfapiVersion: latchkey/v1\nkind: ClientWorkload\n"
+                    b"metadata: {name: b}\n" + last)  # fmt: skip
+    with pytest.raises(ConfigError) as caught:
+        load_config_file(bom)
+    assert caught.value.issues[0].line == 4
+    assert caught.value.issues[0].column == 36
