@@ -251,6 +251,17 @@ spec:
 """
 
 
+def edge_tunnel(up: UpProcess, host: str = "kms.us-east-1.amazonaws.com") -> ssl.SSLSocket:
+    """A TLS connection through the node's edge to ``host``:443 (CONNECT, then TLS trusting the
+    node's CA), ready for raw HTTP/1.1."""
+    edge = urlsplit(up.info.edge)
+    raw = socket.create_connection((str(edge.hostname), int(edge.port or 0)), timeout=10)
+    raw.sendall(f"CONNECT {host}:443 HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    assert raw.recv(1024).startswith(b"HTTP/1.1 200")
+    ctx = ssl.create_default_context(cafile=up.info.ca_bundle)
+    return ctx.wrap_socket(raw, server_hostname=host)
+
+
 def start_with_config(tmp_path: Path, documents: str) -> UpProcess:
     """`latchkey up` on a fixed cloud port with the seed's server workload and credential
     provider, plus ``documents`` (YAML) for clients, policies and conditions. The port was

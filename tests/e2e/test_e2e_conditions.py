@@ -5,14 +5,12 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-import socket
 import ssl
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 
-from latchkey_testing import UpProcess, aws, outcomes, start_with_config
+from latchkey_testing import UpProcess, aws, edge_tunnel, outcomes, start_with_config
 
 pytestmark = pytest.mark.e2e
 
@@ -80,15 +78,6 @@ def test_outside_the_time_window_is_refused(tmp_path: Path) -> None:
     assert "outside the time window" in denied.stderr
 
 
-def _tunnel(up: UpProcess) -> ssl.SSLSocket:
-    edge = urlsplit(up.info.edge)
-    raw = socket.create_connection((str(edge.hostname), int(edge.port or 0)), timeout=10)
-    raw.sendall(b"CONNECT kms.us-east-1.amazonaws.com:443 HTTP/1.1\r\nHost: x\r\n\r\n")
-    assert raw.recv(1024).startswith(b"HTTP/1.1 200")
-    ctx = ssl.create_default_context(cafile=up.info.ca_bundle)
-    return ctx.wrap_socket(raw, server_hostname="kms.us-east-1.amazonaws.com")
-
-
 def _head(tls: ssl.SSLSocket) -> bytes:
     data = b""
     while b"\r\n\r\n" not in data:
@@ -101,7 +90,7 @@ def _head(tls: ssl.SSLSocket) -> bytes:
 def _send(up: UpProcess, head: bytes, body: bytes, framing: str) -> bytes:
     """One request on a fresh tunnel, its body sized, chunked, or sized after a 100-continue;
     the answer's head (and whatever came with it)."""
-    with _tunnel(up) as tls:
+    with edge_tunnel(up) as tls:
         if framing == "chunked":
             tls.sendall(head + b"Transfer-Encoding: chunked\r\n\r\n")
             tls.sendall(b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body))
