@@ -89,6 +89,25 @@ def test_plain_listener_is_on_loopback_and_serves_the_same_cloud(plain_node: Nod
         tls.close()
 
 
+def test_a_key_policy_can_refuse_plain_http(plain_node: NodeHandle) -> None:
+    """aws:SecureTransport is false on the plain listener and true on the HTTPS one."""
+    root = "arn:aws:iam::000000000000:root"
+    statements = [
+        {"Effect": "Allow", "Principal": {"AWS": root}, "Action": "kms:*", "Resource": "*"},
+        {"Effect": "Deny", "Principal": {"AWS": root}, "Action": "kms:Encrypt", "Resource": "*",
+         "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
+    ]  # fmt: skip
+    plain, tls = plain_client(plain_node), plain_node.client("kms")
+    try:
+        document = json.dumps({"Version": "2012-10-17", "Statement": statements})
+        key_id = tls.create_key(Policy=document)["KeyMetadata"]["KeyId"]
+        assert tls.encrypt(KeyId=key_id, Plaintext=b"x")["CiphertextBlob"]
+        assert refused(plain.encrypt, KeyId=key_id, Plaintext=b"x").code == "AccessDeniedException"
+    finally:
+        plain.close()
+        tls.close()
+
+
 def test_plain_listener_still_requires_sigv4(plain_node: NodeHandle) -> None:
     admin = plain_node.admin()
     parts = urlsplit(plain_node.info.cloud_http)

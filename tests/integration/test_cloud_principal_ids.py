@@ -93,6 +93,37 @@ def test_a_key_policy_naming_a_deleted_role_no_longer_admits_its_sessions(
     assert err.code == "AccessDeniedException"
 
 
+def test_a_key_policy_naming_a_role_does_not_admit_a_new_role_of_that_name(
+    cloud: Cloud, iam: Any, kms: Any
+) -> None:
+    role = f"arn:aws:iam::{ACCOUNT}:role/r15"
+    iam.create_role(RoleName="r15", AssumeRolePolicyDocument=trust(ROOT))
+    key = kms.create_key(Policy=policy(allow("kms:*", ROOT), allow("kms:Encrypt", role)))
+    key_id = key["KeyMetadata"]["KeyId"]
+    shown = json.loads(kms.get_key_policy(KeyId=key_id, PolicyName="default")["Policy"])
+    assert shown["Statement"][1]["Principal"] == {"AWS": role}  # the ARN, while it lives
+    iam.delete_role(RoleName="r15")
+    iam.create_role(RoleName="r15", AssumeRolePolicyDocument=trust(ROOT))
+    creds = cloud.client("sts").assume_role(RoleArn=role, RoleSessionName="new")
+    err = refused(cloud.client("kms", **creds_of(creds)).encrypt, KeyId=key_id, Plaintext=b"x")
+    assert err.code == "AccessDeniedException"
+    shown = json.loads(kms.get_key_policy(KeyId=key_id, PolicyName="default")["Policy"])
+    assert shown["Statement"][1]["Principal"]["AWS"].startswith("AROA")  # the old one's id
+
+
+def test_a_key_policy_naming_no_such_principal_is_refused(kms: Any) -> None:
+    ghost = policy(
+        allow("kms:*", ROOT), allow("kms:Encrypt", f"arn:aws:iam::{ACCOUNT}:user/nobody")
+    )
+    want = (
+        "MalformedPolicyDocumentException", 400,
+        "Policy contains a statement with one or more invalid principals.",
+    )  # fmt: skip
+    assert refused(kms.create_key, Policy=ghost) == want
+    key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+    assert refused(kms.put_key_policy, KeyId=key_id, PolicyName="default", Policy=ghost) == want
+
+
 @pytest.mark.parametrize(
     "principal",
     [

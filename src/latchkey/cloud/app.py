@@ -250,6 +250,7 @@ class CloudApp:
                 max_skew=KMS_SKEW,
                 service="kms",
                 source_ip=peer.host or None,
+                secure_transport=peer.secure,
             )
             event = self._event(
                 request, peer, request_id, "kms.amazonaws.com", operation, region, caller
@@ -337,13 +338,14 @@ class CloudApp:
                     max_skew=STS_SKEW,
                     service=service,
                     source_ip=peer.host or None,
+                    secure_transport=peer.secure,
                 )
             source = f"{service}.amazonaws.com"
             event = self._event(request, peer, request_id, source, action, region, caller)
             if service == "iam":
                 result = await self._iam(action, caller, params, event)
             elif service == "sts":
-                result = await self._sts(action, caller, params, event)
+                result = await self._sts(action, caller, params, event, peer, region)
             else:
                 raise AwsError("InvalidAction", f"Could not find operation {action}")
             await self._record(event)
@@ -382,7 +384,13 @@ class CloudApp:
         return await handler(call)
 
     async def _sts(
-        self, action: str, caller: Caller | None, params: dict[str, str], event: AuditEvent
+        self,
+        action: str,
+        caller: Caller | None,
+        params: dict[str, str],
+        event: AuditEvent,
+        peer: Peer,
+        region: str,
     ) -> dict[str, Any]:
         handler = sts_ops.OPERATIONS.get(action)
         if handler is None:
@@ -405,8 +413,9 @@ class CloudApp:
         event.read_only = action in sts_ops.READ_ONLY
         account = caller.account if caller else self.settings.account
         call = sts_ops.Call(
-            caller, self.store, self.root_key, self.clock, self.jwks, account, params
-        )
+            caller, self.store, self.root_key, self.clock, self.jwks, account, params,
+            source_ip=peer.host or None, secure_transport=peer.secure, region=region,
+        )  # fmt: skip
         result = await handler(call)
         if action in sts_ops.CREDENTIAL_ACTIONS:
             elements = {

@@ -24,6 +24,7 @@ log = logging.getLogger("latchkey.http")
 class Peer:
     host: str
     port: int
+    secure: bool = False  # the connection is TLS (the condition key aws:SecureTransport)
 
 
 App = Callable[[Request, Peer], Awaitable[Response]]
@@ -46,7 +47,8 @@ class _Connection(asyncio.Protocol):
         self._live.add(self)
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple) and len(peer) >= 2:
-            self._peer = Peer(str(peer[0]), int(peer[1]))
+            secure = transport.get_extra_info("sslcontext") is not None
+            self._peer = Peer(str(peer[0]), int(peer[1]), secure)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True

@@ -8,7 +8,6 @@ import uuid
 from typing import Any
 
 from latchkey.aws.errors import AwsError
-from latchkey.aws.policy import MalformedPolicyDocument, parse_policy
 from latchkey.cloud.authz import authorize
 from latchkey.cloud.kms import specs
 from latchkey.cloud.kms.common import Call, Handler, check_no_lockout
@@ -19,6 +18,7 @@ from latchkey.cloud.kms.keys import (
     key_metadata,
     material_record_id,
 )
+from latchkey.cloud.kms.policies import stored_policy
 from latchkey.cloud.kms.tags import create_key_tags, save_key_tags
 from latchkey.crypto import keyspecs
 from latchkey.store.base import KeyMaterialRecord, KmsKeyRecord
@@ -71,10 +71,7 @@ async def create_key(call: Call) -> dict[str, Any]:
     keys = {"kms:KeySpec": spec, "kms:KeyUsage": usage, "kms:KeyOrigin": origin}
     authorize(call.keys.store, call.caller, "kms:CreateKey", "*", keys=keys)
     policy = p.get("Policy") or default_key_policy(call.keys.account)
-    try:
-        document = parse_policy(policy, require_principal=True)
-    except MalformedPolicyDocument as exc:
-        raise AwsError("MalformedPolicyDocumentException", str(exc)) from None
+    policy, document = stored_policy(call, policy)
     if p.get("Policy") and not p.get("BypassPolicyLockoutSafetyCheck"):
         check_no_lockout(call, document)
     tags = create_key_tags(call)  # validated and authorized before anything is made

@@ -11,7 +11,8 @@ from dataclasses import replace
 from typing import Any
 
 from latchkey.aws.errors import AwsError, validation_error
-from latchkey.aws.policy import MalformedPolicyDocument, parse_policy
+from latchkey.aws.policy import MalformedPolicyDocument, PolicyDocument, parse_policy
+from latchkey.cloud.iam.principals import bind_principals, show_principals
 from latchkey.cloud.kms.common import Call, Handler, authorize_key, check_no_lockout
 from latchkey.cloud.kms.paging import page
 
@@ -57,13 +58,31 @@ def _policy_param(params: dict[str, Any]) -> str:
     return policy
 
 
+INVALID_PRINCIPALS = "Policy contains a statement with one or more invalid principals."
+
+
+def stored_policy(call: Call, policy: str) -> tuple[str, PolicyDocument]:
+    """A key policy as it is kept: checked, with its IAM users and roles bound to their unique
+    ids (as AWS binds them: a user or role deleted and re-created under the same name is not
+    the one the policy named), and its parsed form."""
+    try:
+        parse_policy(policy, require_principal=True)
+        bound = bind_principals(call.keys.store, call.keys.account, policy)
+        return bound, parse_policy(bound, require_principal=True)
+    except MalformedPolicyDocument as exc:
+        message = str(exc)
+        if message.startswith("Invalid principal in policy"):
+            message = INVALID_PRINCIPALS  # (KMS's words for what IAM says so)
+        raise AwsError("MalformedPolicyDocumentException", message) from None
+
+
 async def get_key_policy(call: Call) -> dict[str, Any]:
     record = call.keys.resolve(call.params.get("KeyId"), aliases=False)
     name = policy_name_param(call.params)
     authorize_key(call, "GetKeyPolicy", record, **{"kms:PolicyName": name})
     if name != DEFAULT:
         raise AwsError("NotFoundException", f"No such policy exists: {name}")
-    return {"Policy": record.policy, "PolicyName": DEFAULT}
+    return {"Policy": show_principals(call.keys.store, record.policy), "PolicyName": DEFAULT}
 
 
 async def put_key_policy(call: Call) -> dict[str, Any]:
@@ -77,10 +96,7 @@ async def put_key_policy(call: Call) -> dict[str, Any]:
         )
     if name != DEFAULT:
         raise AwsError("NotFoundException", f"No such policy exists: {name}")
-    try:
-        document = parse_policy(policy, require_principal=True)
-    except MalformedPolicyDocument as exc:
-        raise AwsError("MalformedPolicyDocumentException", str(exc)) from None
+    policy, document = stored_policy(call, policy)
     if call.params.get("BypassPolicyLockoutSafetyCheck") is not True:
         check_no_lockout(call, document)
     call.keys.store.update_kms_key(replace(record, policy=policy))
