@@ -150,11 +150,9 @@ def _reads_body(config: Config, allowed: Allowed) -> bool:
     return any(config.access_condition(name).aws is not None for name in allowed.policy.conditions)
 
 
-def _interims_to(writer: Conn, request: Request) -> OnInterim | None:
-    """Where the upstream's interim (1xx) responses go: to the client, unless it speaks
-    HTTP/1.0, which has none (RFC 9110 15.2)."""
-    if request.http_version == "1.0":
-        return None
+def _interims_to(writer: Conn) -> OnInterim:
+    """Where the upstream's interim (1xx) responses go: to the client (never to an HTTP/1.0
+    one, which has none: RFC 9110 15.2; the caller checks)."""
     return lambda interim: writer.write(encode_interim(interim))
 
 
@@ -341,9 +339,9 @@ class Edge:
                 return None
             if not data:
                 return None
-            if deadline is None:
-                deadline = time.monotonic() + self._settings.header_timeout
             pending.extend(parser.feed_events(data))
+            if deadline is None and not pending:  # begun, not whole: the clock starts now
+                deadline = time.monotonic() + self._settings.header_timeout
         request = pending.pop(0)
         if not isinstance(request, Request):  # (a streamed body is consumed or the end)
             raise ProtocolError("a request body outlived its request")
@@ -454,8 +452,9 @@ class Edge:
         try:
             data = encode_request(request.method, origin, headers, request.body)
             response = await self._upstream.request(
-                host, port, False, data, on_interim=_interims_to(writer, request)
-            )
+                host, port, False, data,
+                on_interim=None if request.http_version == "1.0" else _interims_to(writer),
+            )  # fmt: skip
         except UpstreamError as exc:
             status = 504 if isinstance(exc, UpstreamTimeout) else 502
             writer.write(
@@ -630,6 +629,7 @@ class Edge:
         parser = parser or self._parser(server)
         pending: list[Event] = []
         memo: list[Any] = [None, None, None]  # (config, decision, evidence matched)
+        interims = _interims_to(conn)
         while True:
             request: Request | None = first
             first = None
@@ -650,7 +650,11 @@ class Edge:
                     writer.write(encode_response(_plain(400, text)))
                     return
                 request.target = target[2]
-            elif origin is None and (wrong := _misdirected(request, host)) is not None:
+            elif (
+                origin is None
+                and (request.target[:1] != "/" or request.header("Host") != host)
+                and (wrong := _misdirected(request, host)) is not None
+            ):  # (the usual request names the host exactly: no call for it)
                 writer.write(encode_response(_plain(421, wrong)))
                 return
             started = time.perf_counter()
@@ -661,8 +665,9 @@ class Edge:
             self._busy.working += 1
             try:
                 answer, outcome = await self._handle(
-                    request, evidence, server, host, body, memo, _interims_to(conn, request)
-                )
+                    request, evidence, server, host, body, memo,
+                    None if request.http_version == "1.0" else interims,
+                )  # fmt: skip
                 response = answer.head if isinstance(answer, StreamedResponse) else answer
                 # A body left unread cannot be skipped safely: close after answering.
                 unread = body is not None and not body.finished

@@ -290,25 +290,26 @@ class UpstreamPool:
         parser: ResponseStreamParser,
         events: _Events,
         on_interim: OnInterim | None,
+        first: Response | BodyPart | BodyEnd | None,
     ) -> Response:
-        """The final response's head, the interims before it handed to ``on_interim``."""
-        interim = heard = False  # an interim came; any byte of the answer came
+        """The final response's head when the first read did not bring it (``first``: what it
+        brought, an interim or nothing whole yet); the interims go to ``on_interim``. Part of
+        the answer came already, so a close now is not safe to retry."""
+        head = first
+        interim = False
         while True:
+            if head is not None:
+                assert isinstance(head, Response)
+                if head.status >= 200:
+                    return head
+                interim = True
+                if on_interim is not None:
+                    on_interim(head)
             while not events:
-                if await self._read(conn, parser, events, unanswered=not heard):
-                    heard = True
-                    continue
-                if heard:  # it began answering: not safe to send the request again
+                if not await self._read(conn, parser, events):
                     what = "an interim response" if interim else "part of its answer"
                     raise UpstreamError(f"upstream closed the connection after {what}")
-                raise _ClosedBeforeAnswer("upstream closed the connection before answering")
             head = events.popleft()
-            assert isinstance(head, Response)
-            if head.status >= 200:
-                return head
-            interim = True
-            if on_interim is not None:
-                on_interim(head)
 
     async def _receive(
         self, conn: _Conn, key: _Key, head_request: bool, on_interim: OnInterim | None
@@ -317,7 +318,13 @@ class UpstreamPool:
         # Content-Length is not followed by a body, which the parser cannot be told.
         parser = _parser(head_request=True) if head_request else conn.parser
         events: _Events = deque()
-        head = await self._final_head(conn, parser, events, on_interim)
+        if not await self._read(conn, parser, events, unanswered=True):
+            raise _ClosedBeforeAnswer("upstream closed the connection before answering")
+        arrived = events.popleft() if events else None
+        if isinstance(arrived, Response) and arrived.status >= 200:
+            head = arrived  # the usual answer: its head in the first read
+        else:
+            head = await self._final_head(conn, parser, events, on_interim, arrived)
         lengths = head.header_values("content-length")
         length = int(lengths[0]) if lengths else None
         chunked = bool(head.header_values("transfer-encoding"))

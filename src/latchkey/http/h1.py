@@ -444,7 +444,10 @@ class ResponseStreamParser:
         self._c.parser = self._parser
 
     def feed(self, data: bytes) -> list[Response | BodyPart | BodyEnd]:
-        _feed_response(self._c, data)
+        try:  # (_feed_response, inline: this one runs for every upstream read)
+            self._c.feed(data)
+        except (ProtocolError, httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+            raise _bad_gateway(exc) from None
         out: list[Response | BodyPart | BodyEnd] = []
         for event in self._c.done:
             assert not isinstance(event, Request)
@@ -457,15 +460,21 @@ def _feed_response(collector: _Collector, data: bytes) -> None:
     """Feed a response parser: any fault of the server's is a bad gateway."""
     try:
         collector.feed(data)
-    except ProtocolError as exc:
-        raise ProtocolError(str(exc), HTTPStatus.BAD_GATEWAY) from None
-    except httptools.HttpParserUpgrade:  # (we never ask for an upgrade)
-        raise ProtocolError("unsolicited 101 Switching Protocols", HTTPStatus.BAD_GATEWAY) from None
-    except httptools.HttpParserError as exc:
-        cause = exc.__context__
-        if isinstance(cause, ProtocolError):
-            raise ProtocolError(str(cause), HTTPStatus.BAD_GATEWAY) from None
-        raise ProtocolError(f"malformed response: {exc}", HTTPStatus.BAD_GATEWAY) from None
+    except (ProtocolError, httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+        raise _bad_gateway(exc) from None
+
+
+def _bad_gateway(exc: Exception) -> ProtocolError:
+    """What a response parser's failure means to the proxy's client: a 502 saying why."""
+    bad = HTTPStatus.BAD_GATEWAY
+    if isinstance(exc, ProtocolError):
+        return ProtocolError(str(exc), bad)
+    if isinstance(exc, httptools.HttpParserUpgrade):  # (we never ask for an upgrade)
+        return ProtocolError("unsolicited 101 Switching Protocols", bad)
+    cause = exc.__context__
+    if isinstance(cause, ProtocolError):
+        return ProtocolError(str(cause), bad)
+    return ProtocolError(f"malformed response: {exc}", bad)
 
 
 def body_framing(headers: Iterable[tuple[str, str]]) -> int | None:
