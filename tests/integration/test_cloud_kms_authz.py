@@ -223,3 +223,27 @@ def test_source_ip_condition_in_a_key_policy(cloud: Cloud) -> None:
     assert "explicit deny in a resource-based policy" in err.message
     inside = key_denying_encrypt_outside("127.0.0.0/8")
     assert kms.encrypt(KeyId=inside, Plaintext=b"x")["KeyId"].endswith(inside)
+
+
+@pytest.mark.parametrize("form", ["principal-root", "not-principal"])
+def test_account_deny_beats_an_allow_naming_the_caller(cloud: Cloud, form: str) -> None:
+    """An explicit Deny applying to the caller's account wins even when another statement
+    allows the caller by name (AWS: a Deny in any applicable statement beats any Allow)."""
+    iam = cloud.client("iam")
+    user = iam.create_user(UserName="named-user")["User"]["Arn"]
+    iam.put_user_policy(
+        UserName="named-user", PolicyName="p", PolicyDocument=policy(allow("kms:*"))
+    )
+    kms = cloud.as_key("kms", iam.create_access_key(UserName="named-user")["AccessKey"])
+    if form == "principal-root":
+        refuse = deny("kms:Encrypt", ROOT)
+    else:  # spares the user, not its account (AWS's NotPrincipal warning)
+        refuse = {"Effect": "Deny", "NotPrincipal": {"AWS": user}, "Action": "kms:Encrypt",
+                  "Resource": "*"}  # fmt: skip
+    for named in (True, False):
+        stmts = [allow("kms:*", ROOT), *([allow("kms:*", user)] if named else []), refuse]
+        key_id = admin_key(cloud, policy(*stmts))
+        err = refused(kms.encrypt, KeyId=key_id, Plaintext=b"x")
+        assert err.code == "AccessDeniedException"
+        assert "explicit deny in a resource-based policy" in err.message
+        kms.describe_key(KeyId=key_id)  # what the Deny does not name stays allowed

@@ -118,7 +118,10 @@ def test_grantee_retires_by_token_only_when_allowed(cloud: Cloud, kms: Any) -> N
         ({"EncryptionContextSubset": {"tenant": "a"}}, {}, False),
         ({"EncryptionContextEquals": {"tenant": "a"}}, {"tenant": "a"}, True),
         ({"EncryptionContextEquals": {"tenant": "a"}}, {"tenant": "a", "app": "x"}, False),
-        ({"EncryptionContextEquals": {"tenant": "a"}}, {"Tenant": "a"}, False),
+        # A constraint's keys are not case sensitive, its values are (API_GrantConstraints).
+        ({"EncryptionContextEquals": {"tenant": "a"}}, {"Tenant": "a"}, True),
+        ({"EncryptionContextSubset": {"Tenant": "a"}}, {"tenant": "a", "app": "x"}, True),
+        ({"EncryptionContextEquals": {"tenant": "a"}}, {"TENANT": "A"}, False),
     ],
 )
 def test_constraints(cloud: Cloud, kms: Any, constraint: dict[str, Any],

@@ -9,12 +9,14 @@ from dataclasses import dataclass
 from latchkey.aws.errors import AwsError
 from latchkey.aws.policy import (
     Decision,
+    Effect,
     MalformedPolicyDocument,
     PolicyDocument,
     RequestContext,
     evaluate,
     evaluate_all,
     parse_policy,
+    statement_matches,
 )
 from latchkey.clock import Clock, SystemClock
 from latchkey.cloud.identity import Caller
@@ -337,22 +339,35 @@ def _decide(
 
     if resource_policy is None:
         return identity_allows()
+    resource_deny = "of an explicit deny in a resource-based policy"
     direct = evaluate(resource_policy, ctx)
     if direct is Decision.EXPLICIT_DENY:
-        return refuse("of an explicit deny in a resource-based policy", explicit=True)
+        return refuse(resource_deny, explicit=True)
+    account = frozenset({caller.account, f"arn:aws:iam::{caller.account}:root"})
     if direct is Decision.ALLOW:
+        if _denies(resource_policy, lambda: context(account)):
+            return refuse(resource_deny, explicit=True)
         if session is None or session is Decision.ALLOW:
             return outcome(None)
         as_session = context(frozenset({caller.arn}))
         if caller.role_arn is not None and evaluate(resource_policy, as_session) is Decision.ALLOW:
             return outcome(None)  # the resource policy names the session itself: not limited
         return refuse(no_session)
-    account_ctx = context(frozenset({caller.account, f"arn:aws:iam::{caller.account}:root"}))
-    for_account = evaluate(resource_policy, account_ctx)
+    for_account = evaluate(resource_policy, context(account))
+    if for_account is Decision.EXPLICIT_DENY:
+        return refuse(resource_deny, explicit=True)
     if for_account is Decision.ALLOW:
         return identity_allows()
-    # A Deny naming the account is explicit for a grant's purposes too.
-    return refuse(
-        f"no resource-based policy allows the {action} action",
-        explicit=for_account is Decision.EXPLICIT_DENY,
-    )
+    return refuse(f"no resource-based policy allows the {action} action")
+
+
+def _denies(document: PolicyDocument, as_account: Callable[[], RequestContext]) -> bool:
+    """Whether a Deny statement applies to the caller's account (``as_account``, made only if
+    the document has a Deny): one naming the account, or a NotPrincipal Deny sparing the caller
+    but not its account, applies to everyone in it, so it beats even an Allow naming the caller
+    (an explicit Deny in any applicable statement wins)."""
+    denials = [stmt for stmt in document.statements if stmt.effect is Effect.DENY]
+    if not denials:
+        return False
+    ctx = as_account()
+    return any(statement_matches(stmt, ctx) for stmt in denials)

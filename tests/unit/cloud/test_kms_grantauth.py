@@ -78,6 +78,11 @@ EQUALS = Constraints(equals=(("a", "1"),))
         (EQUALS, {}, False),
         (Constraints(subset=(("a", "1"),), equals=(("a", "1"), ("b", "2"))), {"a": "1", "b": "2"},
          True),
+        # Keys without case, values with it (API_GrantConstraints).
+        (SUBSET, {"A": "1", "b": "2"}, True),
+        (EQUALS, {"A": "1"}, True),
+        (Constraints(equals=(("Dept", "x"),)), {"dept": "x"}, True),
+        (Constraints(subset=(("Dept", "x"),)), {"dept": "X"}, False),
     ],
 )  # fmt: skip
 def test_constraints_hold(constraints: Constraints, context: dict[str, str], holds: bool) -> None:
@@ -96,6 +101,9 @@ def test_constraints_hold(constraints: Constraints, context: dict[str, str], hol
         (SUBSET, EQUALS, False),  # equals -> subset
         (EQUALS, EQUALS, True),
         (Constraints(equals=(("a", "1"), ("b", "2"))), EQUALS, False),
+        (Constraints(subset=(("A", "1"),)), SUBSET, True),
+        (Constraints(equals=(("A", "1"),)), EQUALS, True),
+        (Constraints(subset=(("A", "X"),)), Constraints(subset=(("a", "x"),)), False),
     ],
 )
 def test_child_constraints_must_be_as_strict(child: Constraints, parent: Constraints,

@@ -12,7 +12,7 @@ from latchkey.aws.policy import PolicyDocument
 from latchkey.cloud.authz import AccessRefused, authorize
 from latchkey.cloud.identity import Caller
 from latchkey.cloud.kms.grantauth import allowed_by_grant, check_grant_tokens
-from latchkey.cloud.kms.keys import KeyRing, key_policy
+from latchkey.cloud.kms.keys import KeyRing, key_policy, record_keys
 from latchkey.store.base import KmsKeyRecord
 
 MAX_PLAINTEXT = 4096
@@ -46,7 +46,8 @@ def context_keys(ctx: dict[str, str]) -> dict[str, str | list[str]]:
 def authorize_key(call: Call, action: str, record: KmsKeyRecord, **keys: Any) -> None:
     """``kms:<action>`` on the key: key policy, the caller's IAM policies, and grants (which
     allow what policy does not, unless a policy denies it explicitly). ``GrantTokens`` are
-    checked, never needed: grants are effective at once."""
+    checked, never needed: grants are effective at once. ``kms:RequestAlias`` comes from the
+    ``KeyId`` parameter unless ``keys`` has it (ReEncrypt names its keys otherwise)."""
     ring = call.keys
     check_grant_tokens(ring.root_key, ring.account, ring.region, call.params.get("GrantTokens"))
     own = ring.request_keys(call.params.get("KeyId"))
@@ -58,7 +59,9 @@ def authorize_key(call: Call, action: str, record: KmsKeyRecord, **keys: Any) ->
             record.arn,
             resource_policy=key_policy(record),
             keys={"kms:KeySpec": record.key_spec, "kms:KeyUsage": record.key_usage, **own, **keys},
-            lazy_keys=lambda: ring.resource_keys(record),  # aliases, tags: only if asked
+            # Origin, multi-Region, the deprecated names, aliases, tags: only if a policy asks
+            # (this runs on every Encrypt; most policies never look).
+            lazy_keys=lambda: {**record_keys(record), **ring.resource_keys(record)},
         )
     except AccessRefused as refused:
         if refused.explicit or not allowed_by_grant(
@@ -68,15 +71,28 @@ def authorize_key(call: Call, action: str, record: KmsKeyRecord, **keys: Any) ->
             raise
 
 
-def check_no_lockout(call: Call, document: PolicyDocument) -> None:
-    """AWS refuses a key policy that would stop its own caller from changing it later."""
+def bypass_keys(params: dict[str, Any]) -> dict[str, Any]:
+    """``kms:BypassPolicyLockoutSafetyCheck`` (CreateKey, PutKeyPolicy): present, true or false
+    as given, only when the request has the parameter (AWS's own example allows PutKeyPolicy
+    only while it is ``Null``)."""
+    value = params.get("BypassPolicyLockoutSafetyCheck")
+    return {} if value is None else {"kms:BypassPolicyLockoutSafetyCheck": bool(value)}
+
+
+def check_no_lockout(call: Call, record: KmsKeyRecord, document: PolicyDocument) -> None:
+    """AWS refuses a key policy that would stop its own caller from changing it later: the
+    later PutKeyPolicy is simulated on ``record`` (the key, or the one CreateKey is making),
+    with its ARN and condition keys, so a policy conditioned on them is judged as it will be."""
+    ring = call.keys
     try:
         authorize(
-            call.keys.store,
+            ring.store,
             call.caller,
             "kms:PutKeyPolicy",
-            f"arn:aws:kms:{call.keys.region}:{call.keys.account}:key/*",
+            record.arn,
             resource_policy=document,
+            keys={**record_keys(record), "kms:PolicyName": "default"},
+            lazy_keys=lambda: ring.resource_keys(record),
         )
     except AwsError:
         raise AwsError(

@@ -10,10 +10,11 @@ from typing import Any
 from latchkey.aws.errors import AwsError
 from latchkey.cloud.authz import authorize
 from latchkey.cloud.kms import specs
-from latchkey.cloud.kms.common import Call, Handler, check_no_lockout
+from latchkey.cloud.kms.common import Call, Handler, bypass_keys, check_no_lockout
 from latchkey.cloud.kms.cryptoparams import enum_param, unsupported
 from latchkey.cloud.kms.keys import (
     MATERIAL_KIND,
+    attribute_keys,
     default_key_policy,
     key_metadata,
     material_record_id,
@@ -68,14 +69,10 @@ async def create_key(call: Call) -> dict[str, Any]:
         raise AwsError(
             "UnsupportedOperationException", f"{spec} is not supported by this local cloud."
         )
-    keys = {"kms:KeySpec": spec, "kms:KeyUsage": usage, "kms:KeyOrigin": origin}
+    keys = {**attribute_keys(spec, usage, origin), **bypass_keys(p)}
     authorize(call.keys.store, call.caller, "kms:CreateKey", "*", keys=keys)
     policy = p.get("Policy") or default_key_policy(call.keys.account)
     policy, document = stored_policy(call, policy)
-    if p.get("Policy") and not p.get("BypassPolicyLockoutSafetyCheck"):
-        check_no_lockout(call, document)
-    tags = create_key_tags(call)  # validated and authorized before anything is made
-
     key_id = str(uuid.uuid4())
     now = time.time()
     record = KmsKeyRecord(
@@ -92,6 +89,10 @@ async def create_key(call: Call) -> dict[str, Any]:
         policy=policy,
         current_version=0 if origin == "EXTERNAL" else 1,
     )
+    if p.get("Policy") and not p.get("BypassPolicyLockoutSafetyCheck"):
+        check_no_lockout(call, record, document)  # judged on the key about to be made
+    tags = create_key_tags(call)  # validated and authorized before anything is made
+
     if origin == "EXTERNAL":  # material arrives with ImportKeyMaterial
         call.keys.store.save_kms_key(record, None)
         save_key_tags(call, key_id, tags)

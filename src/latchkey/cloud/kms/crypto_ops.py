@@ -196,11 +196,17 @@ async def re_encrypt(call: Call) -> dict[str, Any]:
         data = blob_param(p, "CiphertextBlob", MAX_CIPHERTEXT)
         source, blob = source_key(call, p.get("SourceKeyId"), data)
     same = {"kms:ReEncryptOnSameKey": source.key_id == destination.key_id}
-    from_keys = algorithm_keys(source_algorithm, source_ctx)
+    # Each half's kms:RequestAlias: the alias, if any, that named its key (there is no KeyId).
+    from_keys = {
+        **algorithm_keys(source_algorithm, source_ctx),
+        **call.keys.request_keys(p.get("SourceKeyId")),
+    }
+    to_keys = {
+        **algorithm_keys(dest_algorithm, dest_ctx),
+        **call.keys.request_keys(p.get("DestinationKeyId")),
+    }
     authorize_key(call, "ReEncryptFrom", source, **from_keys, **same)
-    authorize_key(
-        call, "ReEncryptTo", destination, **algorithm_keys(dest_algorithm, dest_ctx), **same
-    )
+    authorize_key(call, "ReEncryptTo", destination, **to_keys, **same)
     check_usable(source)
     check_usable(destination)
     check_can_open(source, "ReEncrypt", source_algorithm, source_ctx)

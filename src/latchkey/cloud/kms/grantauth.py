@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,6 +107,12 @@ def _context_map(value: object, member: str) -> Pairs:
     return tuple(sorted(value.items()))
 
 
+def _folded(pairs: Iterable[tuple[str, str]]) -> frozenset[tuple[str, str]]:
+    """Encryption context pairs with their keys lower-cased: a grant constraint's key is not
+    case sensitive, its value is."""
+    return frozenset((key.lower(), value) for key, value in pairs)
+
+
 @dataclass(frozen=True, slots=True)
 class Constraints:
     """A grant's encryption context constraints (none, either or both)."""
@@ -123,22 +129,25 @@ class Constraints:
         return self.subset is None and self.equals is None
 
     def holds(self, context: Mapping[str, str]) -> bool:
-        """Whether a request's encryption context satisfies every constraint (exact, case
-        sensitive, any order)."""
-        if self.equals is not None and dict(self.equals) != dict(context):
+        """Whether a request's encryption context satisfies every constraint (any order; keys
+        compared without case, values with it: AWS's GrantConstraints rule)."""
+        given = _folded(context.items())
+        if self.equals is not None and _folded(self.equals) != given:
             return False
-        return self.subset is None or all(context.get(k) == v for k, v in self.subset)
+        return self.subset is None or _folded(self.subset) <= given
 
     def as_strict_as(self, parent: Constraints) -> bool:
         """Whether every context these constraints admit, ``parent``'s admit too (a child grant
-        made with a grant's CreateGrant permission)."""
-        if parent.equals is not None and self.equals != parent.equals:
+        made with a grant's CreateGrant permission); keys compared as ``holds`` does."""
+        if parent.equals is not None and (
+            self.equals is None or _folded(self.equals) != _folded(parent.equals)
+        ):
             return False
         if parent.subset is None:
             return True
-        required = set(parent.subset)
+        required = _folded(parent.subset)
         return any(
-            pairs is not None and required <= set(pairs) for pairs in (self.equals, self.subset)
+            pairs is not None and required <= _folded(pairs) for pairs in (self.equals, self.subset)
         )
 
     def wire(self) -> dict[str, dict[str, str]]:

@@ -52,6 +52,26 @@ def default_key_policy(account: str) -> str:
     )
 
 
+def attribute_keys(spec: str, usage: str, origin: str) -> dict[str, Any]:
+    """The key's properties as condition keys: ``kms:KeySpec``, ``kms:KeyUsage`` and their
+    deprecated names (AWS still honours ``kms:CustomerMasterKeySpec``/``...KeyUsage`` in old
+    policies), ``kms:KeyOrigin``, and ``kms:MultiRegion`` (every key has it; no key here is
+    multi-Region)."""
+    return {
+        "kms:KeySpec": spec,
+        "kms:CustomerMasterKeySpec": spec,
+        "kms:KeyUsage": usage,
+        "kms:CustomerMasterKeyUsage": usage,
+        "kms:KeyOrigin": origin,
+        "kms:MultiRegion": False,
+    }
+
+
+def record_keys(record: KmsKeyRecord) -> dict[str, Any]:
+    """``attribute_keys`` of a key that exists (or is about to)."""
+    return attribute_keys(record.key_spec, record.key_usage, record.origin)
+
+
 def material_record_id(key_id: str, version: int) -> str:
     return f"{key_id}/{version}"
 

@@ -13,7 +13,13 @@ from typing import Any
 from latchkey.aws.errors import AwsError, validation_error
 from latchkey.aws.policy import MalformedPolicyDocument, PolicyDocument, parse_policy
 from latchkey.cloud.iam.principals import bind_principals, show_principals
-from latchkey.cloud.kms.common import Call, Handler, authorize_key, check_no_lockout
+from latchkey.cloud.kms.common import (
+    Call,
+    Handler,
+    authorize_key,
+    bypass_keys,
+    check_no_lockout,
+)
 from latchkey.cloud.kms.paging import page
 
 DEFAULT = "default"
@@ -89,7 +95,8 @@ async def put_key_policy(call: Call) -> dict[str, Any]:
     record = call.keys.resolve(call.params.get("KeyId"), aliases=False)
     name = policy_name_param(call.params)
     policy = _policy_param(call.params)
-    authorize_key(call, "PutKeyPolicy", record, **{"kms:PolicyName": name})
+    keys = {"kms:PolicyName": name, **bypass_keys(call.params)}
+    authorize_key(call, "PutKeyPolicy", record, **keys)
     if name == RAM:
         raise AwsError(
             "ValidationException", "The AWS_RAM policy can only be managed by the RAM service."
@@ -98,7 +105,7 @@ async def put_key_policy(call: Call) -> dict[str, Any]:
         raise AwsError("NotFoundException", f"No such policy exists: {name}")
     policy, document = stored_policy(call, policy)
     if call.params.get("BypassPolicyLockoutSafetyCheck") is not True:
-        check_no_lockout(call, document)
+        check_no_lockout(call, record, document)
     call.keys.store.update_kms_key(replace(record, policy=policy))
     return {}
 
