@@ -1,11 +1,13 @@
 """`latchkey audit` and `latchkey audit verify` against a real `latchkey up`: the calls made
 with boto3 are listed and filtered, the chain verifies beside the running node, an
-edited or truncated cloud.jsonl is named by sequence and eventID, and a restart restores a
-truncated file from the store."""
+edited, truncated or repeated line of cloud.jsonl is named by sequence and eventID, a restart
+restores a truncated file from the store, and a store rolled back behind the file stops the
+node from starting (the file is kept as it is, and verify goes on saying so)."""
 
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -66,7 +68,8 @@ def test_audit_lists_filters_and_verifies(tmp_path: Path) -> None:
 
         encrypts = json_lines(latchkey_audit(data, "--json", "--event", "Encrypt"))
         assert [e["eventName"] for e in encrypts] == ["Encrypt"]
-        assert encrypts[0]["requestParameters"] == {"keyId": key_id}
+        # (other members, such as encryptionAlgorithm, are the KMS event shape's business)
+        assert encrypts[0]["requestParameters"]["keyId"] == key_id  # type: ignore[index]
         errors = json_lines(latchkey_audit(data, "--json", "--key", key_id, "--errors-only"))
         assert [(e["eventName"], e["errorCode"]) for e in errors] == [
             ("Decrypt", "InvalidCiphertextException")
@@ -105,3 +108,26 @@ def test_audit_lists_filters_and_verifies(tmp_path: Path) -> None:
     assert trail.read_text().startswith(original)
     restored = latchkey_audit(data, "verify")
     assert restored.returncode == 0, restored.stderr
+
+    full = trail.read_text()
+    lines = full.splitlines()
+    trail.write_text("".join(line + "\n" for line in [*lines[:3], lines[1], *lines[3:]]))
+    repeated = latchkey_audit(data, "verify")  # a valid line, added again
+    assert repeated.returncode == 1
+    assert "line 4 holds sequence 2 after sequence 3: a repeated or added line" in repeated.stderr
+    trail.write_text(full)
+
+    db = sqlite3.connect(data / "audit" / "cloud.db")  # the store rolled back by two events
+    try:
+        db.execute("DELETE FROM audit_events WHERE sequence > ?", (len(lines) - 2,))
+        head = db.execute("SELECT sequence, hash FROM audit_events ORDER BY sequence DESC LIMIT 1")
+        db.execute("UPDATE audit_head SET sequence = ?, hash = ?", head.fetchone())
+        db.commit()
+    finally:
+        db.close()
+    assert latchkey_audit(data, "verify").returncode == 1
+    with pytest.raises(AssertionError, match=r"that the audit store .* lacks"):
+        start_up_process(data).stop()
+    assert trail.read_text() == full  # nothing moved aside: it is evidence
+    assert not (data / "audit" / "cloud.jsonl.unanswered").exists()
+    assert latchkey_audit(data, "verify").returncode == 1

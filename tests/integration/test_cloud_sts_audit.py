@@ -5,6 +5,7 @@ holds a secret) never reach responseElements."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
@@ -19,7 +20,9 @@ from latchkey_testing import (
     add_sts_role,
     creds_of,
     open_fake_issuer,
+    provider_arn,
     refused,
+    trust_document,
 )
 
 TRUST = json.dumps({"Version": "2012-10-17", "Statement": [{
@@ -33,6 +36,11 @@ POLICY = json.dumps({"Version": "2012-10-17", "Statement": [
 def cloud(cloud: Cloud) -> Cloud:
     """The shared ``cloud`` with role ``sts-test`` (see ``add_sts_role``)."""
     return add_sts_role(cloud)
+
+
+def trail_time(when: dt.datetime) -> str:
+    """CloudTrail's form of a credential expiration: ``Mar 23, 2016, 2:39:51 AM``."""
+    return when.astimezone(dt.UTC).strftime("%b %-d, %Y, %-I:%M:%S %p")
 
 
 def audit_text(cloud: Cloud) -> str:
@@ -59,7 +67,7 @@ def test_assume_role_is_audited_without_secrets(cloud: Cloud) -> None:
     arns = [{"arn": f"arn:aws:iam::{ACCOUNT}:policy/p{n}"} for n in range(1, 11)]
     resp = cloud.client("sts").assume_role(
         RoleArn=arn, RoleSessionName="audit-me", SourceIdentity="alice", Policy=POLICY,
-        PolicyArns=arns, ExternalId="not-for-the-audit",
+        PolicyArns=arns, ExternalId="not-for-the-audit", DurationSeconds=1800,
     )  # fmt: skip
     creds = resp["Credentials"]
     (event,) = events(cloud, "AssumeRole")
@@ -69,14 +77,22 @@ def test_assume_role_is_audited_without_secrets(cloud: Cloud) -> None:
     assert event["requestParameters"] == {
         "roleArn": arn, "roleSessionName": "audit-me", "sourceIdentity": "alice",
         "policy": POLICY, "policyArns": [{"arn": a["arn"]} for a in arns],
+        "durationSeconds": 1800,  # a number, as CloudTrail writes it
     }  # fmt: skip
     elements = event["responseElements"]
-    assert elements["credentials"] == {
-        "accessKeyId": creds["AccessKeyId"],
-        "expiration": creds["Expiration"].strftime("%Y-%m-%dT%H:%M:%SZ"),
-    }
-    assert elements["AssumedRoleUser"]["Arn"].endswith("assumed-role/audited/audit-me")
-    assert elements["SourceIdentity"] == "alice"
+    # CloudTrail's names (lower camel case) and its form of the expiration.
+    assert elements == {
+        "credentials": {
+            "accessKeyId": creds["AccessKeyId"], "expiration": trail_time(creds["Expiration"]),
+        },
+        "assumedRoleUser": {
+            "assumedRoleId": resp["AssumedRoleUser"]["AssumedRoleId"],
+            "arn": resp["AssumedRoleUser"]["Arn"],
+        },
+        "packedPolicySize": resp["PackedPolicySize"],
+        "sourceIdentity": "alice",
+    }  # fmt: skip
+    assert elements["assumedRoleUser"]["arn"].endswith("assumed-role/audited/audit-me")
     assert event["resources"] == [{"accountId": ACCOUNT, "type": "AWS::IAM::Role", "ARN": arn}]
     assert_secrets_absent(cloud, creds["SecretAccessKey"], creds["SessionToken"],
                           "not-for-the-audit")  # fmt: skip
@@ -95,10 +111,13 @@ def test_get_session_token_is_audited_without_secrets(cloud: Cloud) -> None:
     resp = cloud.client("sts").get_session_token(DurationSeconds=900)
     creds = resp["Credentials"]
     (event,) = events(cloud, "GetSessionToken")
-    assert event["responseElements"] == {"credentials": {
-        "accessKeyId": creds["AccessKeyId"],
-        "expiration": creds["Expiration"].strftime("%Y-%m-%dT%H:%M:%SZ")}}  # fmt: skip
-    assert event["requestParameters"] == {"durationSeconds": "900"}
+    assert event["responseElements"] == {
+        "credentials": {
+            "accessKeyId": creds["AccessKeyId"],
+            "expiration": trail_time(creds["Expiration"]),
+        }
+    }
+    assert event["requestParameters"] == {"durationSeconds": 900}
     assert "resources" not in event
     cloud.client("sts", **creds_of(resp)).get_caller_identity()
     (who,) = events(cloud, "GetCallerIdentity")
@@ -125,16 +144,58 @@ def test_web_identity_is_audited_without_the_token(cloud: Cloud) -> None:
         "type": "WebIdentityUser", "principalId": f"{provider}:sts.amazonaws.com:local-apps",
         "userName": "local-apps", "identityProvider": provider,
     }  # fmt: skip
-    assert failed["userIdentity"] == {}
-    assert (
-        ok["responseElements"]["credentials"]["accessKeyId"] == resp["Credentials"]["AccessKeyId"]
-    )
-    assert ok["responseElements"]["SubjectFromWebIdentityToken"] == "local-apps"
+    # The token verified, then its audience was refused: who presented it is known.
+    assert failed["userIdentity"] == {
+        "type": "WebIdentityUser", "principalId": f"{provider}:not-sts:local-apps",
+        "userName": "local-apps", "identityProvider": provider,
+    }  # fmt: skip
+    role = [{"accountId": ACCOUNT, "type": "AWS::IAM::Role", "ARN": FAKE_ROLE_ARN}]
+    assert ok["resources"] == failed["resources"] == role
+    assert ok["responseElements"] == {
+        "credentials": {
+            "accessKeyId": resp["Credentials"]["AccessKeyId"],
+            "expiration": trail_time(resp["Credentials"]["Expiration"]),
+        },
+        "assumedRoleUser": {
+            "assumedRoleId": resp["AssumedRoleUser"]["AssumedRoleId"],
+            "arn": resp["AssumedRoleUser"]["Arn"],
+        },
+        "provider": provider,
+        "audience": "sts.amazonaws.com",
+        "subjectFromWebIdentityToken": "local-apps",
+    }
     assert failed["errorCode"] == "InvalidIdentityToken"
     assert failed["responseElements"] is None
     creds = resp["Credentials"]
     assert_secrets_absent(cloud, token, bad, token.split(".")[2], creds["SecretAccessKey"],
                           creds["SessionToken"])  # fmt: skip
+
+
+def test_a_web_identity_the_trust_policy_refuses_is_named_with_its_role(cloud: Cloud) -> None:
+    with open_fake_issuer(cloud) as fake:
+        other = trust_document(provider_arn(cloud, fake.url), {f"{fake.url[8:]}:sub": "someone"})
+        arn = cloud.client("iam").create_role(
+            RoleName="web-denied", AssumeRolePolicyDocument=other
+        )["Role"]["Arn"]
+        err = refused(cloud.client("sts").assume_role_with_web_identity, RoleArn=arn,
+                      RoleSessionName="web", WebIdentityToken=fake.token())  # fmt: skip
+        assert err.code == "AccessDenied"
+        forged = fake.token()[:-8] + "AAAAAAAA"  # its signature no longer verifies
+        err = refused(cloud.client("sts").assume_role_with_web_identity, RoleArn=arn,
+                      RoleSessionName="web", WebIdentityToken=forged)  # fmt: skip
+        assert err.code == "InvalidIdentityToken"
+    denied, unverified = events(cloud, "AssumeRoleWithWebIdentity")
+    provider = provider_arn(cloud, fake.url)
+    assert denied["errorCode"] == "AccessDenied"
+    assert denied["userIdentity"] == {
+        "type": "WebIdentityUser", "principalId": f"{provider}:sts.amazonaws.com:local-apps",
+        "userName": "local-apps", "identityProvider": provider,
+    }  # fmt: skip
+    role = [{"accountId": ACCOUNT, "type": "AWS::IAM::Role", "ARN": arn}]
+    assert denied["resources"] == unverified["resources"] == role
+    # A token that does not verify names nobody: its claims are the caller's say-so.
+    assert unverified["userIdentity"] == {}
+    assert unverified["requestParameters"] == {"roleArn": arn, "roleSessionName": "web"}
 
 
 def test_iam_answers_never_reach_response_elements(cloud: Cloud) -> None:
@@ -153,6 +214,12 @@ def test_iam_answers_never_reach_response_elements(cloud: Cloud) -> None:
     (who,) = events(cloud, "GetCallerIdentity")
     assert who["userIdentity"]["type"] == "IAMUser"
     assert who["userIdentity"]["arn"] == f"arn:aws:iam::{ACCOUNT}:user/erin"
+    assert who["userIdentity"]["userName"] == "erin"  # as CloudTrail names an IAM user
+    session = creds_of(user.get_session_token())
+    cloud.client("sts", **session).get_caller_identity()
+    identity = events(cloud, "GetCallerIdentity")[-1]["userIdentity"]
+    assert (identity["type"], identity["userName"]) == ("IAMUser", "erin")
+    assert identity["accessKeyId"] == session["aws_access_key_id"]
 
 
 def test_redaction_is_a_second_line_of_defence() -> None:

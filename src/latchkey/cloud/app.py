@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +41,13 @@ KMS_SKEW = dt.timedelta(minutes=5)
 STS_SKEW = dt.timedelta(minutes=15)
 DEFAULT_REGION = "us-east-1"
 AUDIT_VALUE_CHARS = 4096
+_ROLE_ARN = re.compile(r"arn:aws:iam::\d{12}:role/[!-~]+", re.ASCII)  # IAM paths: any printable
+_DURATION = re.compile(r"\d{1,10}", re.ASCII)
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+# The refusals AssumeRoleWithWebIdentity gives only after the token's signature verified (its
+# keys are then fresh in the JWKS cache): the trust policy, a claim, the expiry. Any other
+# refusal may precede verification, and its event names nobody: verifying the token for the
+# event then could cost a fetch from the issuer that the call itself never made.
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +121,8 @@ def _user_identity(caller: Caller) -> dict[str, Any]:
         "accountId": caller.account,
         "accessKeyId": caller.access_key_id,
     }
+    if identity["type"] == "IAMUser" and caller.user_name is not None:
+        identity["userName"] = caller.user_name  # CloudTrail names IAM users (and their sessions)
     if caller.kind == "session":
         ctx = caller.session_context
         session: dict[str, Any] = {
@@ -136,6 +146,75 @@ def _user_identity(caller: Caller) -> dict[str, Any]:
             session["sourceIdentity"] = ctx["source_identity"]
         identity["sessionContext"] = session
     return identity
+
+
+def _web_identity_user(provider: str, audience: str, subject: str) -> dict[str, Any]:
+    """CloudTrail's userIdentity for the unsigned AssumeRoleWithWebIdentity."""
+    return {
+        "type": "WebIdentityUser",
+        "principalId": f"{provider}:{audience}:{subject}",
+        "userName": subject,
+        "identityProvider": provider,
+    }
+
+
+def _role_resources(role_arn: str | None, account: str) -> list[dict[str, str]]:
+    """The role an AssumeRole* call names, when it is a role ARN (never an unchecked value)."""
+    if role_arn is None or not _ROLE_ARN.fullmatch(role_arn):
+        return []
+    return [{"accountId": account, "type": "AWS::IAM::Role", "ARN": role_arn}]
+
+
+def _trail_time(iso: str) -> str:
+    """``2016-03-23T02:39:51Z`` as CloudTrail writes a credential expiration,
+    ``Mar 23, 2016, 2:39:51 AM`` (English whatever the locale, hence no ``%b``/``%p``)."""
+    try:
+        when = dt.datetime.strptime(iso, "%Y-%m-%dT%H:%M:%SZ")
+    except ValueError:
+        return iso
+    hour, half = when.hour % 12 or 12, "AM" if when.hour < 12 else "PM"
+    return f"{_MONTHS[when.month - 1]} {when.day}, {when.year}, {hour}:{when:%M:%S} {half}"
+
+
+def _camel_deep(value: Any) -> Any:
+    """An STS answer's members named as CloudTrail's responseElements name them
+    (``AssumedRoleUser.AssumedRoleId`` -> ``assumedRoleUser.assumedRoleId``)."""
+    if isinstance(value, Mapping):
+        return {k[:1].lower() + k[1:]: _camel_deep(v) for k, v in value.items()}
+    return value
+
+
+def _sts_parameters(params: Mapping[str, str]) -> dict[str, Any]:
+    """The request parameters safe to record, bounded (unsigned callers choose them), named as
+    CloudTrail names them, ``durationSeconds`` a number as CloudTrail writes it."""
+    recorded: dict[str, Any] = {
+        k: v[:AUDIT_VALUE_CHARS] for k, v in _safe_params(params, sts_ops.AUDITABLE_PARAMS).items()
+    }
+    duration = recorded.get("DurationSeconds")
+    if isinstance(duration, str) and _DURATION.fullmatch(duration):
+        recorded["DurationSeconds"] = int(duration)
+    names = (f"PolicyArns.member.{n}.arn" for n in range(1, 11))
+    policy_arns = [params[name][:AUDIT_VALUE_CHARS] for name in names if name in params]
+    if policy_arns:  # CloudTrail's shape: a list of {arn}
+        recorded["PolicyArns"] = [{"arn": arn} for arn in policy_arns]
+    return _camel(recorded)
+
+
+def _sts_elements(result: Mapping[str, Any]) -> dict[str, Any]:
+    """responseElements of an answer with credentials: named by access key id and expiration,
+    never a secret."""
+    elements = _camel_deep(
+        {
+            k: v
+            for k, v in result.items()
+            if k not in sts_ops.SECRET_RESPONSE_MEMBERS and v is not None
+        }
+    )
+    elements["credentials"] = {
+        "accessKeyId": result["Credentials"]["AccessKeyId"],
+        "expiration": _trail_time(result["Credentials"]["Expiration"]),
+    }
+    return dict(elements)
 
 
 class CloudApp:
@@ -259,9 +338,7 @@ class CloudApp:
             event.read_only = operation in kms_ops.READ_ONLY
             kms_validation.validate(operation, params)  # the model's types and constraints
             recorded = _safe_params(params, kms_ops.AUDITABLE_PARAMS)
-            event.request_parameters = (
-                kms_validation.trail_parameters(operation, recorded) if recorded else None
-            )
+            event.request_parameters = kms_validation.trail_parameters(operation, recorded) or None
             keys = TrackedKeyRing(
                 self.store, self.root_key, caller.account, region, clock=self.clock,
                 trail=self.audit.store,
@@ -397,51 +474,42 @@ class CloudApp:
             raise AwsError(
                 "InvalidAction", f"Could not find operation {action} for version 2011-06-15"
             )
-        # Unsigned callers choose these values: record them bounded, never a flood.
-        recorded = {
-            k: v[:AUDIT_VALUE_CHARS]
-            for k, v in _safe_params(params, sts_ops.AUDITABLE_PARAMS).items()
-        }
-        names = (f"PolicyArns.member.{n}.arn" for n in range(1, 11))
-        policy_arns = [params[name][:AUDIT_VALUE_CHARS] for name in names if name in params]
-        event.request_parameters = _camel(recorded) or None
-        if policy_arns:  # CloudTrail's shape: a list of {arn}
-            event.request_parameters = {
-                **(event.request_parameters or {}),
-                "policyArns": [{"arn": arn} for arn in policy_arns],
-            }
+        event.request_parameters = _sts_parameters(params) or None
         event.read_only = action in sts_ops.READ_ONLY
         account = caller.account if caller else self.settings.account
         call = sts_ops.Call(
             caller, self.store, self.root_key, self.clock, self.jwks, account, params,
             source_ip=peer.host or None, secure_transport=peer.secure, region=region,
         )  # fmt: skip
-        result = await handler(call)
+        try:
+            result = await handler(call)
+        except AwsError:
+            if action == "AssumeRoleWithWebIdentity":  # refused: still say who and which role
+                event.resources = _role_resources(params.get("RoleArn"), account)
+                event.user_identity = self._refused_web_user(call) or {}
+            raise
         if action in sts_ops.CREDENTIAL_ACTIONS:
-            elements = {
-                k: v
-                for k, v in result.items()
-                if k not in sts_ops.SECRET_RESPONSE_MEMBERS and v is not None
-            }
-            elements["credentials"] = {
-                "accessKeyId": result["Credentials"]["AccessKeyId"],
-                "expiration": result["Credentials"]["Expiration"],
-            }
-            event.response_elements = elements
+            event.response_elements = _sts_elements(result)
             if action == "AssumeRoleWithWebIdentity":  # CloudTrail's shape for the unsigned call
-                provider, subject = result["Provider"], result["SubjectFromWebIdentityToken"]
-                event.user_identity = {
-                    "type": "WebIdentityUser",
-                    "principalId": f"{provider}:{result['Audience']}:{subject}",
-                    "userName": subject,
-                    "identityProvider": provider,
-                }
-            role_arn = params.get("RoleArn")
-            if action != "GetSessionToken" and role_arn:
-                event.resources = [
-                    {"accountId": account, "type": "AWS::IAM::Role", "ARN": role_arn}
-                ]
+                event.user_identity = _web_identity_user(
+                    result["Provider"], result["Audience"], result["SubjectFromWebIdentityToken"]
+                )
+            if action != "GetSessionToken":
+                event.resources = _role_resources(params.get("RoleArn"), account)
         return result
+
+    @staticmethod
+    def _refused_web_user(call: sts_ops.Call) -> dict[str, Any] | None:
+        """The web identity user of a refused AssumeRoleWithWebIdentity whose token's signature
+        verified before the refusal (the handler noted it), as a granted call's event names
+        it; None when the refusal came first."""
+        seen = call.verified
+        if not seen:
+            return None
+        return _web_identity_user(
+            seen["provider"], seen["audience"][:AUDIT_VALUE_CHARS],
+            seen["subject"][:AUDIT_VALUE_CHARS],
+        )  # fmt: skip
 
     async def _query_error(
         self,

@@ -10,7 +10,9 @@ its own within ``FILE_SYNC_DELAY`` of a write, not on each call's path: after a 
 next start mends the file from the store. A call waits for its batch at most ``timeout``
 seconds; a write (or a file sync) that fails or takes longer fails the call (fail closed).
 After a failure the trail refuses every later event until the node restarts, rather than
-carry on with a gap; at the start the file is levelled with the store.
+carry on with a gap; at the start the file is levelled with the store. The store is always
+written first, so the file is never ahead of it after a crash: a file that is ahead means the
+store lost events (or the file was written to), and the node refuses to start.
 
 Events never hold plaintext, secrets or tokens; callers pass only request parameters that are
 safe to record.
@@ -206,7 +208,7 @@ class AuditLog:
         except StoreError as exc:
             raise AuditError(str(exc)) from None
         try:
-            restore_file(self.store, path, batch=MAX_BATCH)
+            restore_file(self.store, path)
             self._file = open_file(path)
         except (OSError, StoreError, TrailMismatch) as exc:
             self.store.close()
@@ -344,7 +346,8 @@ class AuditLog:
             return sealed
         data = b"".join(link.line.encode() + b"\n" for link in sealed if link is not None)
         # The store's commit makes the batch durable; then the file is written, and synced
-        # soon (``_sync_file``). A crash leaves the file behind: restore_file mends it.
+        # soon (``_sync_file``). A crash leaves the file behind, never ahead: restore_file
+        # mends the one and refuses the other (it can only be tampering or a lost store).
         self.store.append(rows)
         self._file.append(data)
         self._dirty.set()

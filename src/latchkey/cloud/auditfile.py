@@ -1,12 +1,13 @@
 """The audit trail's JSON-lines copy, ``cloud.jsonl``, and its repair after a crash.
 
-The writer syncs the file beside the store's commit, so a crash can leave either one batch
-ahead of the other (and the file with a torn last line). At start, ``restore_file`` levels the
-file with the store, which is authoritative: a torn line is cut, events the file lacks are
-copied from the store, and a batch the store never committed (its calls were never answered)
-is moved aside to ``cloud.jsonl.unanswered``. A file whose end disagrees with the store in
-any other way is refused (``latchkey audit verify`` says where); moving it away lets the node
-write it again from the store. A file from before the chain is kept beside the new one.
+The writer commits each batch to the store (authoritative) and only then appends it to the
+file, which is synced soon after. So a crash can leave the file behind the store (a batch or
+so, maybe with a torn last line), never ahead of it. At start, ``restore_file`` levels the file
+with the store: a torn line is cut and the events the file lacks are copied from the store. A
+file that holds events the store lacks (the store rolled back, replaced or deleted, or lines
+added to the file), or whose end disagrees with the store in any other way, is refused and
+left as it is (``latchkey audit verify`` says where). A file from before the chain is kept
+beside the new one.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import logging
 import os
 from pathlib import Path
 
-from latchkey.cloud.auditchain import CHAIN, GENESIS, BrokenLink, follows, open_line
+from latchkey.cloud.auditchain import CHAIN, GENESIS, BrokenLink, open_line
 from latchkey.secretfile import private_dir
 from latchkey.store.audit import AuditStore
 
@@ -77,62 +78,25 @@ def _tail_lines(path: Path, count: int) -> tuple[list[tuple[int, bytes]], int]:
     return lines[-count:], pos + end
 
 
-def _hash_of(line: bytes) -> str | None:
-    try:
-        return open_line(line).hash
-    except BrokenLink:
-        return None
-
-
 def _truncate(path: Path, length: int) -> None:
     with path.open("r+b") as f:
         f.truncate(length)
         os.fsync(f.fileno())
 
 
-def _drop_unanswered(
-    path: Path, lines: list[tuple[int, bytes]], last: int, head: int, head_hash: str, batch: int
-) -> int:
-    """Move the lines after the store's head to ``<file>.unanswered``: a batch the file synced
-    and the store did not commit before a crash (its calls were never answered). Anything else
-    ahead of the store (more than one batch, or lines that do not continue the store's chain)
-    is refused."""
-    extra = last - head
-    links = []
-    if extra <= min(batch, len(lines)):
-        previous, sequence = head_hash, head + 1
-        for offset, line in lines[-extra:]:
-            try:
-                link = open_line(line)
-            except BrokenLink:
-                break
-            if follows(link, sequence, previous) is not None:
-                break
-            links.append((offset, link))
-            previous, sequence = link.hash, sequence + 1
-    if head > 0 and len(links) == extra:  # and the line before them is the store's head
-        before = lines[-extra - 1][1] if len(lines) > extra else b""
-        if _hash_of(before) != head_hash:
-            raise TrailMismatch(f"{path.name} at sequence {head} is not the store's{ADVICE}")
-    if not links or len(links) != extra:
-        raise TrailMismatch(
-            f"{path.name} goes past the audit store's head (sequence {head}) with events that "
-            f"are not one unanswered batch (the store rolled back, or the file written to){ADVICE}"
-        )
-    # Moved aside, never destroyed: a store deleted on purpose looks the same as this.
-    aside = path.with_name(path.name + ".unanswered")
-    with aside.open("ab") as f:
-        f.write(b"".join(line + b"\n" for _, line in lines[-extra:]))
-        f.flush()
-        os.fsync(f.fileno())
-    _truncate(path, links[0][0])
-    log.warning(
-        "audit: moved %d events of a batch the store never committed (a crash; their calls "
-        "were not answered) from %s to %s: eventIDs %s",
-        extra, path.name, aside.name,
-        ", ".join(str(link.event.get("eventID")) for _, link in links),
-    )  # fmt: skip
-    return extra
+def _refuse_ahead(store: AuditStore, path: Path, last: int, head: int) -> TrailMismatch:
+    """The file holds events past the store's head. ``AuditLog`` commits each batch to the
+    store before it writes the batch to the file, so no crash leaves the file ahead: the store
+    lost events (rolled back, replaced, deleted) or lines were added to the file. Nothing is
+    moved or cut: which copy is right is for a person to decide."""
+    return TrailMismatch(
+        f"{path} holds events {head + 1}..{last} that the audit store {store.path} lacks (its "
+        f"head is sequence {head}). The store is written before the file, so no crash explains "
+        f"this: the store was rolled back, replaced or deleted, or lines were added to the file. "
+        f"Restore the store from a backup; or, to go on from the store as it is, move {path.name} "
+        f"away (keep it: it holds the events the store lost) and start again, and the node "
+        f"writes the file anew from the store; `latchkey audit verify` says where they part"
+    )
 
 
 def _unchained(line: bytes) -> bool:
@@ -154,16 +118,16 @@ def _keep_unchained(path: Path) -> None:
     log.warning("audit: %s predates the hash chain; kept as %s", path.name, kept.name)
 
 
-def restore_file(store: AuditStore, path: Path, *, batch: int) -> int:
-    """Bring ``cloud.jsonl`` level with the store after a crash: cut a torn last line, cut an
-    unanswered batch the store lacks, append the events the file lacks. Returns how many
-    were restored. An end that disagrees otherwise is refused (``TrailMismatch``)."""
+def restore_file(store: AuditStore, path: Path) -> int:
+    """Bring ``cloud.jsonl`` level with the store after a crash: cut a torn last line, append
+    the events the file lacks. Returns how many were restored. A file ahead of the store, or
+    whose end disagrees with it otherwise, is refused (``TrailMismatch``)."""
     head, head_hash = store.head()
     if not path.is_file():
         if head == 0 or path.exists():
             return 0
         path.touch(mode=0o600)
-    lines, complete = _tail_lines(path, batch + 1)
+    lines, complete = _tail_lines(path, 1)
     size = path.stat().st_size
     if complete < size:
         log.warning("audit: cutting a torn last line (%d bytes) from %s", size - complete, path)
@@ -179,8 +143,7 @@ def restore_file(store: AuditStore, path: Path, *, batch: int) -> int:
             raise TrailMismatch(f"the last line of {path.name} is unsound: {exc}{ADVICE}") from None
         last, last_hash = link.sequence, link.hash
     if last > head:
-        _drop_unanswered(path, lines, last, head, head_hash, batch)
-        return 0
+        raise _refuse_ahead(store, path, last, head)
     if last == head:
         if last_hash != head_hash:
             raise TrailMismatch(f"the last line of {path.name} is not the store's{ADVICE}")

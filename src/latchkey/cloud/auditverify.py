@@ -2,10 +2,13 @@
 
 The store is authoritative: each of its events must be a sound link (its hash matches its
 contents, its sequence and ``previousHash`` follow the event before it, its index columns say
-what its line says), and the persisted head must be its last event. The file must hold the
-same lines, byte for byte, in the same order. The first broken link of each is reported by
-sequence number and eventID. Reading runs beside a live node: a file a batch behind the
-store is given a moment to catch up before it counts as truncated.
+what its line says, ``used`` included), the persisted head must be its last event, and
+``audit_last_use`` must name each key's latest use up to its last flush. The file must hold
+the same lines, byte for byte, in the same order: a line removed, repeated, added or moved is
+named by line number and sequence; only the lines of events the store itself lacks (the
+store's finding) are passed over. The first broken link of each is reported by sequence
+number and eventID. Reading runs beside a live node: a file a batch behind the store is given
+a moment to catch up before it counts as truncated.
 """
 
 from __future__ import annotations
@@ -14,10 +17,11 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
-from latchkey.cloud.auditchain import GENESIS, BrokenLink, Finding, follows, open_line
-from latchkey.store.audit import AuditRow, AuditStore
+from latchkey.cloud.auditchain import GENESIS, BrokenLink, Finding, Link, follows, open_line
+from latchkey.cloud.kms.usage import TRACKED_OPERATIONS
+from latchkey.store.audit import AuditRow, AuditStore, KeyUsage
 
 MAX_FINDINGS = 20
 PAGE = 1000
@@ -36,12 +40,14 @@ class Report:
 
 
 class _Lines:
-    """Complete lines of a file that may still be growing; a partial last line is held back."""
+    """Complete lines of a file that may still be growing; a partial last line is held back.
+    ``number`` is the line number of the last line read (peeked or not)."""
 
     def __init__(self, f: BinaryIO) -> None:
         self._f = f
         self.partial = b""
         self._peeked: bytes | None = None
+        self.number = 0
 
     def next(self) -> bytes | None:
         if self._peeked is not None:
@@ -54,6 +60,7 @@ class _Lines:
         if not line.endswith(b"\n"):
             self.partial = line
             return None
+        self.number += 1
         return line[:-1]
 
     def peek(self) -> bytes | None:
@@ -71,8 +78,27 @@ def _rows(store: AuditStore, after: int) -> Iterator[AuditRow]:
         after = page[-1].sequence
 
 
-def check_row(row: AuditRow, sequence: int, previous: str) -> str | None:
-    """Why the store's ``row`` is not link ``sequence`` after ``previous`` (None: it is)."""
+def expected_used(event: dict[str, Any]) -> str | None:
+    """The ``used`` column the writer gives ``event`` (``audit._row``, ``describe_call``): the
+    ARNs in its resources when it is a successful cryptographic operation GetKeyLastUsage
+    reports, else None."""
+    if (
+        event.get("eventSource") != "kms.amazonaws.com"
+        or event.get("eventName") not in TRACKED_OPERATIONS
+        or event.get("eventType") != "AwsApiCall"
+        or "errorCode" in event
+    ):
+        return None
+    resources = event.get("resources")
+    if not isinstance(resources, list):
+        return None
+    arns = [r.get("ARN") for r in resources if isinstance(r, dict)]
+    return " ".join(a for a in arns if isinstance(a, str)) or None
+
+
+def check_row(row: AuditRow, sequence: int, previous: str, *, used_from: int = 1) -> str | None:
+    """Why the store's ``row`` is not link ``sequence`` after ``previous`` (None: it is).
+    Rows before ``used_from`` predate the ``used`` column, which is then not checked."""
     if row.sequence != sequence:
         return f"events {sequence}..{row.sequence - 1} are missing (removed)"
     try:
@@ -91,6 +117,8 @@ def check_row(row: AuditRow, sequence: int, previous: str) -> str | None:
         "eventName": (row.event_name, event.get("eventName")),
         "errorCode": (row.error_code, event.get("errorCode")),
     }
+    if row.sequence >= used_from:  # the key usage GetKeyLastUsage answers from
+        columns["used"] = (row.used, expected_used(event))
     for name, (column, value) in columns.items():
         if column != value:
             return f"its {name} column says {column!r} but the event says {value!r} (edited)"
@@ -104,57 +132,79 @@ class _FileCheck:
         self.lines = lines
         self.name = name
         self.settle = settle
+        self.matched = 0  # the sequence of the last line found to be the store's event
 
-    def check(self, row: AuditRow) -> Finding | None:
-        line = _next_line(self.lines, self.settle)
-        expected = row.line.encode()
-        # Lines of events the store has lost are skipped: that is the store's finding.
-        while line is not None and line != expected:
+    def check(self, row: AuditRow, missing_from: int) -> Finding | None:
+        """Find ``row`` as the file's next line. The store lacks the events from
+        ``missing_from`` up to ``row`` (the store's finding): their lines are passed over."""
+        while True:
+            line = _next_line(self.lines, self.settle)
+            if line is None:
+                why = f"missing: {self.name} ends before this event (truncated)"
+                if self.lines.partial:
+                    why = f"{self.name} ends in a torn line here (a crash while writing?)"
+                return Finding("file", row.sequence, row.event_id, why)
+            if line == row.line.encode():
+                self.matched = row.sequence
+                return None
             try:
                 link = open_line(line)
-            except BrokenLink:
-                break
-            if link.sequence >= row.sequence:
-                break
-            line = _next_line(self.lines, self.settle)
-        if line is None:
-            why = f"missing: {self.name} ends before this event (truncated)"
-            if self.lines.partial:
-                why = f"{self.name} ends in a torn line here (a crash while writing?)"
-            return Finding("file", row.sequence, row.event_id, why)
-        if line == expected:
+            except BrokenLink as exc:
+                return self._finding(row, f"differs from the store's event: {exc}")
+            if missing_from <= link.sequence < row.sequence:
+                continue
+            misplaced = self._misplaced(row, link)
+            if misplaced is None:  # the file holds the event the store's row was edited from
+                self.matched = row.sequence
+                return None
+            return self._finding(row, misplaced)
+
+    def _misplaced(self, row: AuditRow, link: Link) -> str | None:
+        """Why a sound line that is not ``row``'s stands where ``row`` should."""
+        at = f"holds sequence {link.sequence}"
+        if link.sequence <= self.matched:
+            return f"{at} after sequence {self.matched}: a repeated or added line"
+        if link.sequence > row.sequence:
+            return f"{at}: this event is missing from {self.name} (removed, or moved)"
+        if link.sequence < row.sequence:
+            return f"{at}, which the store does not have here (added, or moved)"
+        if link.hash == row.hash:  # the row's line no longer hashes to its hash column
             return None
-        try:
-            open_line(line)
-            why = "differs from the store's event (replaced, or edited and re-hashed)"
-        except BrokenLink as exc:
-            why = f"differs from the store's event: {exc}"
-        return Finding("file", row.sequence, row.event_id, why)
+        return "differs from the store's event (replaced, or edited and re-hashed)"
+
+    def _finding(self, row: AuditRow, why: str) -> Finding:
+        return Finding("file", row.sequence, row.event_id, f"line {self.lines.number} {why}")
 
 
 class _Walk:
     """The state of one verification: where the chain is, what was found."""
 
-    def __init__(self, files: _FileCheck | None, file_name: str) -> None:
+    def __init__(self, files: _FileCheck | None, file_name: str, usage: KeyUsage) -> None:
         self.report = Report()
         self.previous, self.expected = GENESIS, 1
         self.files = files
         self.file_name = file_name
         self.store_broken = False
         self.file_broken = False
+        self.usage = usage
+        self.uses: dict[str, int] = {}  # ARN -> its latest use up to usage.through
 
     def visit(self, row: AuditRow) -> None:
-        why = check_row(row, self.expected, self.previous)
+        why = check_row(row, self.expected, self.previous, used_from=self.usage.used_from)
         if why is not None and not self.store_broken:
             self.report.findings.append(Finding("store", row.sequence, row.event_id, why))
             self.store_broken = True
+        if why is None and row.used and row.sequence <= self.usage.through:
+            for arn in row.used.split():
+                self.uses[arn] = row.sequence
+        missing_from = self.expected
         # Carry on from what the row claims, so one edit is one finding.
         self.previous, self.expected = row.hash, row.sequence + 1
         self.report.events += 1
         if self.file_broken:
             return
         finding = (
-            self.files.check(row)
+            self.files.check(row, missing_from)
             if self.files is not None
             else Finding("file", row.sequence, row.event_id, f"{self.file_name} is missing")
         )
@@ -167,6 +217,29 @@ class _Walk:
             return False
         return self.files.lines.peek() is not None or bool(self.files.lines.partial)
 
+    def check_last_use(self) -> None:
+        """``audit_last_use`` (what GetKeyLastUsage answers) against the uses the walk saw."""
+        usage, findings = self.usage, self.report.findings
+        for arn, sequence in usage.last_use.items():
+            latest = self.uses.get(arn)
+            if latest == sequence or (latest is None and sequence < usage.used_from):
+                continue  # right, or a use from before the used column (not checkable)
+            why = f"audit_last_use says key {arn} was last used by sequence {sequence}"
+            why += (
+                f", but sequence {latest} used it last (edited)"
+                if latest is not None
+                else ", but no event up to that table's last flush used it (edited)"
+            )
+            findings.append(Finding("store", sequence, "", why))
+            if len(findings) > MAX_FINDINGS:
+                return
+        for arn, latest in self.uses.items():
+            if arn not in usage.last_use:
+                why = f"audit_last_use lacks key {arn}, which sequence {latest} used (removed)"
+                findings.append(Finding("store", latest, "", why))
+                if len(findings) > MAX_FINDINGS:
+                    return
+
 
 def verify_trail(store: AuditStore, path: Path, *, settle: float = 1.0) -> Report:
     """Check the store's chain and the file against it. A live node syncs the file beside
@@ -178,7 +251,8 @@ def verify_trail(store: AuditStore, path: Path, *, settle: float = 1.0) -> Repor
         if path.is_file():
             f = path.open("rb")
             files = _FileCheck(_Lines(f), path.name, settle)
-        walk = _Walk(files, path.name)
+        # Read before the walk: the table then covers only events the walk will see.
+        walk = _Walk(files, path.name, store.key_usage())
         deadline = None
         while True:
             for row in _rows(store, walk.expected - 1):
@@ -196,6 +270,7 @@ def verify_trail(store: AuditStore, path: Path, *, settle: float = 1.0) -> Repor
     finally:
         if f is not None:
             f.close()
+    walk.check_last_use()
     report = walk.report
     report.head_sequence, report.head_hash = walk.expected - 1, walk.previous
     state = store.state()

@@ -51,11 +51,15 @@ CREATE TABLE IF NOT EXISTS audit_head (
 CREATE TABLE IF NOT EXISTS audit_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
-ROW_COLUMNS = "sequence, event_id, event_time, event_source, event_name, error_code, hash, line"
-INSERT_COLUMNS = ROW_COLUMNS + ", used"
+ROW_COLUMNS = (
+    "sequence, event_id, event_time, event_source, event_name, error_code, hash, line, used"
+)
 GENESIS = "0" * 64
 LAST_USE_FLUSH = 1.0  # seconds between writes of audit_last_use
 LAST_USE_THROUGH = "last_use_through"  # audit_meta: the sequence audit_last_use is complete to
+# audit_meta: the first sequence whose ``used`` column was written with its event (a store from
+# before that column has none for its older events); absent: every event's.
+USED_FROM = "used_from"
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +87,16 @@ class AuditRow:
     error_code: str | None
     hash: str
     line: str
+    used: str | None = None  # the ARNs of NewEvent.used, space-separated; None for none
+
+
+@dataclass(frozen=True, slots=True)
+class KeyUsage:
+    """``audit_last_use`` and what it covers, read in one snapshot (``verify`` checks them)."""
+
+    through: int  # the table holds every key's newest use up to this sequence
+    used_from: int  # events before this one predate the ``used`` column
+    last_use: dict[str, int]  # ARN -> sequence
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +135,11 @@ def _migrate(db: sqlite3.Connection) -> None:
     try:
         if "used" not in columns:
             db.execute("ALTER TABLE audit_events ADD COLUMN used TEXT")
+            db.execute(
+                "INSERT OR IGNORE INTO audit_meta SELECT ?, COALESCE(MAX(sequence), 0) + 1"
+                " FROM audit_events",
+                (USED_FROM,),
+            )
         if old is not None:
             db.execute(
                 "INSERT OR REPLACE INTO audit_last_use SELECT arn, MAX(sequence)"
@@ -208,7 +227,7 @@ class AuditStore:
                  e.error_code, e.hash, e.line, " ".join(e.used) or None)
                 for e in events
             ]  # fmt: skip
-            insert_rows(db, "audit_events", INSERT_COLUMNS, event_rows)
+            insert_rows(db, "audit_events", ROW_COLUMNS, event_rows)
             if flush:
                 with self._use_lock:
                     due = {**self._unflushed, **uses}
@@ -275,6 +294,23 @@ class AuditStore:
         head = head or (0, GENESIS)
         last = last or (0, GENESIS)
         return TrailState(int(head[0]), str(head[1]), int(last[0]), str(last[1]), int(count))
+
+    def key_usage(self) -> KeyUsage:
+        """``audit_last_use`` with its ``last_use_through`` (one snapshot), for ``verify``."""
+        with self._read_lock:
+            try:
+                self._reader.execute("BEGIN")
+                meta = dict(self._reader.execute(
+                    "SELECT name, value FROM audit_meta WHERE name IN (?, ?)",
+                    (LAST_USE_THROUGH, USED_FROM),
+                ).fetchall())  # fmt: skip
+                table = dict(self._reader.execute("SELECT arn, sequence FROM audit_last_use"))
+                self._reader.execute("COMMIT")
+            except sqlite3.Error as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    self._reader.execute("ROLLBACK")
+                raise StoreError(f"audit store read failed: {exc}") from None
+        return KeyUsage(int(meta.get(LAST_USE_THROUGH, 0)), int(meta.get(USED_FROM, 1)), table)
 
     def tracking_start(self) -> float:
         rows = self._rows("SELECT value FROM audit_meta WHERE name = 'tracking_start'")

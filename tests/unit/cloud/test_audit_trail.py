@@ -13,10 +13,12 @@ from pathlib import Path
 
 import pytest
 
+import latchkey.store.audit as audit_store
 from latchkey.cloud.audit import AuditError, AuditEvent, AuditLog, JsonlFile
 from latchkey.cloud.auditchain import GENESIS, open_line, seal
 from latchkey.cloud.auditverify import Report, verify_trail
 from latchkey.store.audit import AuditStore
+from latchkey.store.base import StoreError
 
 KEY = "arn:aws:kms:us-east-1:000000000000:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 
@@ -169,24 +171,59 @@ def test_an_edited_and_rehashed_file_line_is_found(trail: Path) -> None:
     lines[1] = seal(doc, chain["sequence"], chain["previousHash"]).line
     rewrite(trail, lines)
     assert first(verify(trail)) == (
-        "file", 2, "differs from the store's event (replaced, or edited and re-hashed)"
+        "file", 2, "line 2 differs from the store's event (replaced, or edited and re-hashed)"
     )  # fmt: skip
 
 
 @pytest.mark.parametrize(
-    ("change", "sequence"),
+    ("change", "sequence", "reason"),
     [
-        (lambda ls: ls[:2] + ls[3:], 3),  # deleted
-        (lambda ls: [ls[0], ls[2], ls[1], *ls[3:]], 2),  # reordered
-        (lambda ls: ls[:3], 4),  # tail truncated
-        (lambda ls: [], 1),  # emptied
+        (lambda ls: ls[:2] + ls[3:], 3,  # deleted
+         "line 3 holds sequence 4: this event is missing from cloud.jsonl (removed, or moved)"),
+        (lambda ls: [ls[0], ls[2], ls[1], *ls[3:]], 2,  # reordered
+         "line 2 holds sequence 3: this event is missing from cloud.jsonl (removed, or moved)"),
+        (lambda ls: ls[:3], 4, "missing: cloud.jsonl ends before this event (truncated)"),
+        (lambda ls: [], 1, "missing: cloud.jsonl ends before this event (truncated)"),
     ],
-)
+)  # fmt: skip
 def test_removed_reordered_or_truncated_file_lines_are_found(
-    trail: Path, change: object, sequence: int
+    trail: Path, change: object, sequence: int, reason: str
 ) -> None:
     rewrite(trail, change(lines_of(trail)))  # type: ignore[operator]
-    assert first(verify(trail))[:2] == ("file", sequence)
+    assert first(verify(trail)) == ("file", sequence, reason)
+
+
+def test_a_repeated_file_line_is_found(trail: Path) -> None:
+    lines = lines_of(trail)
+    rewrite(trail, [*lines[:2], lines[1], *lines[2:]])  # a valid line, twice
+    report = verify(trail)
+    assert [(f.where, f.sequence, f.reason) for f in report.findings] == [
+        ("file", 3, "line 3 holds sequence 2 after sequence 2: a repeated or added line")
+    ]
+
+
+def test_a_forged_line_inserted_mid_file_is_found(trail: Path) -> None:
+    lines = lines_of(trail)
+    doc = json.loads(lines[0])
+    del doc["chain"]
+    doc["eventName"] = "Decrypt"
+    forged = seal(doc, 1, GENESIS).line  # a sound first link, not the store's
+    rewrite(trail, [*lines[:3], forged, *lines[3:]])
+    assert first(verify(trail)) == (
+        "file", 4, "line 4 holds sequence 1 after sequence 3: a repeated or added line"
+    )  # fmt: skip
+
+
+def test_only_lines_of_events_the_store_lost_are_passed_over(trail: Path) -> None:
+    lines = lines_of(trail)
+    with db(trail) as conn:
+        conn.execute("DELETE FROM audit_events WHERE sequence = 3")
+    rewrite(trail, [*lines[:2], lines[1], *lines[2:]])  # and a repeated line before the gap
+    report = verify(trail)
+    assert [(f.where, f.sequence) for f in report.findings] == [("store", 4), ("file", 4)]
+    assert report.findings[1].reason == (
+        "line 3 holds sequence 2 after sequence 2: a repeated or added line"
+    )
 
 
 def test_a_truncated_file_names_the_first_missing_event(trail: Path) -> None:
@@ -221,8 +258,22 @@ def test_an_edited_store_event_is_found(trail: Path) -> None:
         conn.execute("UPDATE audit_events SET line = replace(line, 'request-2', 'request-9')"
                      " WHERE sequence = 3")  # fmt: skip
     report = verify(trail)
-    assert [(f.where, f.sequence) for f in report.findings] == [("store", 3), ("file", 3)]
+    assert [(f.where, f.sequence) for f in report.findings] == [("store", 3)]  # the file is fine
     assert "hash does not match" in report.findings[0].reason
+
+
+def test_an_edited_file_line_beside_an_edited_store_event_is_still_found(trail: Path) -> None:
+    with db(trail) as conn:
+        conn.execute("UPDATE audit_events SET line = replace(line, 'request-2', 'request-9')"
+                     " WHERE sequence = 3")  # fmt: skip
+    lines = lines_of(trail)
+    doc = json.loads(lines[2])
+    chain = doc.pop("chain")
+    doc["userAgent"] = "someone else"
+    lines[2] = seal(doc, chain["sequence"], chain["previousHash"]).line
+    rewrite(trail, lines)
+    report = verify(trail)
+    assert [(f.where, f.sequence) for f in report.findings] == [("store", 3), ("file", 3)]
 
 
 def test_an_edited_index_column_is_found(trail: Path) -> None:
@@ -233,6 +284,83 @@ def test_an_edited_index_column_is_found(trail: Path) -> None:
         "store", 2, "its errorCode column says 'AccessDeniedException' but the event says None"
         " (edited)",
     )  # fmt: skip
+
+
+def test_a_cleared_key_usage_column_is_found(trail: Path) -> None:
+    with db(trail) as conn:
+        conn.execute("UPDATE audit_events SET used = NULL WHERE sequence = 2")
+    assert first(verify(trail)) == (
+        "store", 2, f"its used column says None but the event says {KEY!r} (edited)"
+    )  # fmt: skip
+
+
+def test_a_key_usage_column_on_a_failed_call_is_found(tmp_path: Path) -> None:
+    path = tmp_path / "cloud.jsonl"
+    log = AuditLog(path)
+    try:
+        asyncio.run(record(log, make_event(1), make_event(2, error="DisabledException")))
+    finally:
+        log.close()
+    with db(path) as conn:
+        conn.execute("UPDATE audit_events SET used = ? WHERE sequence = 2", (KEY,))
+    assert first(verify(path))[:2] == ("store", 2)
+
+
+@pytest.fixture
+def flushed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Five uses of KEY with ``audit_last_use`` written at every batch."""
+    monkeypatch.setattr(audit_store, "LAST_USE_FLUSH", 0.0)
+    path = tmp_path / "audit" / "cloud.jsonl"
+    log = AuditLog(path)
+    try:
+        for n in range(5):
+            asyncio.run(record(log, make_event(n)))
+    finally:
+        log.close()
+    with db(path) as conn:
+        assert conn.execute("SELECT arn, sequence FROM audit_last_use").fetchall() == [(KEY, 5)]
+    return path
+
+
+def test_a_flushed_key_usage_table_verifies(flushed: Path) -> None:
+    report = verify(flushed)
+    assert report.ok, report.findings
+
+
+@pytest.mark.parametrize(
+    ("sql", "sequence", "reason"),
+    [
+        ("UPDATE audit_last_use SET sequence = 2", 2,
+         f"audit_last_use says key {KEY} was last used by sequence 2, but sequence 5 used it"
+         " last (edited)"),
+        ("DELETE FROM audit_last_use", 5,
+         f"audit_last_use lacks key {KEY}, which sequence 5 used (removed)"),
+        ("INSERT INTO audit_last_use VALUES ('arn:aws:kms:us-east-1:000000000000:key/other', 3)",
+         3, "audit_last_use says key arn:aws:kms:us-east-1:000000000000:key/other was last used"
+         " by sequence 3, but no event up to"
+         " that table's last flush used it (edited)"),
+    ],
+)  # fmt: skip
+def test_an_edited_key_usage_table_is_found(
+    flushed: Path, sql: str, sequence: int, reason: str
+) -> None:
+    with db(flushed) as conn:
+        conn.execute(sql)
+    assert first(verify(flushed)) == ("store", sequence, reason)
+
+
+def test_key_usage_of_a_store_from_before_the_used_column_is_not_checked(
+    flushed: Path,
+) -> None:
+    with db(flushed) as conn:  # as _migrate leaves a store whose events 1..3 predate the column
+        conn.execute("UPDATE audit_events SET used = NULL WHERE sequence <= 3")
+        conn.execute("INSERT INTO audit_meta VALUES ('used_from', '4')")
+        conn.execute("UPDATE audit_last_use SET sequence = 2")
+    assert first(verify(flushed))[:2] == ("store", 2)  # a later use (5) is known
+    with db(flushed) as conn:
+        conn.execute("UPDATE audit_events SET used = NULL")
+        conn.execute("UPDATE audit_meta SET value = '6' WHERE name = 'used_from'")
+    assert verify(flushed).ok  # only uses before the column: nothing to check them against
 
 
 def test_a_deleted_store_event_is_found_once(trail: Path) -> None:
@@ -282,17 +410,52 @@ def forget_after(path: Path, sequence: int) -> None:
         conn.execute("UPDATE audit_head SET sequence = ?, hash = ?", (sequence, *row.fetchone()))
 
 
-def test_an_unanswered_batch_the_store_lacks_is_moved_aside(trail: Path) -> None:
+def test_a_file_ahead_of_the_store_refuses_to_start(trail: Path) -> None:
+    """The store is committed before the file is written: no crash leaves the file ahead, so
+    a file ahead means a store rolled back (or lines added). Nothing is moved or cut."""
     lines = lines_of(trail)
     forget_after(trail, 3)
     assert first(verify(trail)) == ("file", 4, "a line the store does not have (added)")
+    with pytest.raises(AuditError) as info:
+        AuditLog(trail)
+    message = str(info.value)
+    assert f"{trail} holds events 4..5 that the audit store {trail.with_suffix('.db')}" in message
+    assert "move cloud.jsonl away" in message
+    assert lines_of(trail) == lines  # left alone
+    assert not trail.with_name("cloud.jsonl.unanswered").exists()
+    assert not verify(trail).ok  # still says so
+    trail.rename(trail.with_name("kept.jsonl"))  # the way out it names
+    AuditLog(trail).close()
+    assert lines_of(trail) == lines[:3]
+    assert verify(trail).ok
+
+
+def test_a_deleted_store_refuses_to_start(trail: Path) -> None:
+    lines = lines_of(trail)
+    for db_file in trail.parent.glob("cloud.db*"):
+        db_file.unlink()
+    with pytest.raises(AuditError, match=r"holds events 1\.\.5 that the audit store"):
+        AuditLog(trail)
+    assert lines_of(trail) == lines
+    assert first(verify(trail)) == ("file", 1, "a line the store does not have (added)")
+
+
+def test_a_failed_store_commit_writes_nothing_to_the_file(trail: Path) -> None:
+    """Why the file is never ahead: a batch the store did not commit never reaches it."""
+    lines = lines_of(trail)
     log = AuditLog(trail)
     try:
-        assert lines_of(trail) == lines[:3]
-        assert asyncio.run(record(log, make_event(9))) == [4]
+
+        def failing(rows: object) -> None:
+            raise StoreError("disk I/O error")
+
+        log.store.append = failing  # type: ignore[method-assign]
+        with pytest.raises(AuditError):
+            asyncio.run(record(log, make_event(6)))
     finally:
         log.close()
-    assert lines_of(trail.with_name("cloud.jsonl.unanswered")) == lines[3:]  # kept, not lost
+    assert lines_of(trail) == lines
+    AuditLog(trail).close()
     assert verify(trail).ok
 
 
@@ -301,7 +464,7 @@ def test_a_file_ahead_by_lines_that_do_not_chain_refuses_to_start(trail: Path) -
     forget_after(trail, 3)
     lines[3] = lines[3].replace('"eventName":"Encrypt"', '"eventName":"Decrypt"')
     rewrite(trail, lines)
-    with pytest.raises(AuditError, match="not one unanswered batch"):
+    with pytest.raises(AuditError, match=r"holds events 4\.\.5 that the audit store"):
         AuditLog(trail)
     assert lines_of(trail) == lines  # left alone
 

@@ -437,5 +437,14 @@ def test_trail_parameters_use_cloudtrail_names_and_keep_map_keys() -> None:
         "tags": [{"tagKey": "team", "tagValue": "payments"}]
     }
     assert trail_parameters("Encrypt", {"EncryptionContext": {"App": "x"}}) == {
-        "encryptionContext": {"App": "x"}
+        "encryptionContext": {"App": "x"},
+        "encryptionAlgorithm": "SYMMETRIC_DEFAULT",  # CloudTrail shows the default
+    }
+    assert trail_parameters("Decrypt", {}) == {"encryptionAlgorithm": "SYMMETRIC_DEFAULT"}
+    assert trail_parameters("Decrypt", {"EncryptionAlgorithm": "RSAES_OAEP_SHA_256"}) == {
+        "encryptionAlgorithm": "RSAES_OAEP_SHA_256"
+    }
+    assert trail_parameters("ReEncrypt", {}) == {
+        "sourceEncryptionAlgorithm": "SYMMETRIC_DEFAULT",
+        "destinationEncryptionAlgorithm": "SYMMETRIC_DEFAULT",
     }

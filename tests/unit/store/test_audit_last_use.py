@@ -127,3 +127,29 @@ def test_a_store_from_an_earlier_release_keeps_its_key_usage(tmp_path: Path) -> 
         assert db.execute("SELECT used FROM audit_events WHERE sequence = 4").fetchone() == (B,)
     finally:
         db.close()
+
+
+def test_a_migrated_store_says_which_events_predate_the_used_column(tmp_path: Path) -> None:
+    path = tmp_path / "cloud.db"
+    db = sqlite3.connect(path)
+    db.executescript(OLD_SCHEMA)
+    for n in (1, 2):
+        db.execute(
+            "INSERT INTO audit_events VALUES (?, ?, 't', 'kms.amazonaws.com', 'Encrypt', NULL,"
+            " 'h', '{}')",
+            (n, f"event-{n}"),
+        )
+    db.execute("INSERT INTO audit_resources VALUES (?, 2, 1)", (A,))
+    db.commit()
+    db.close()
+    store = AuditStore(path)
+    try:
+        usage = store.key_usage()
+        assert (usage.through, usage.used_from, usage.last_use) == (2, 3, {A: 2})
+    finally:
+        store.close()
+    fresh = AuditStore(tmp_path / "fresh.db")
+    try:  # a store made with the column: every event's is checked
+        assert fresh.key_usage().used_from == 1
+    finally:
+        fresh.close()

@@ -508,14 +508,28 @@ def _message(items: list[str]) -> str:
     return f"{n} validation {noun} detected: {'; '.join(shown)}"
 
 
+# Members CloudTrail records with their default when the request left them out (KMS Developer
+# Guide, "Decrypt" / "Encrypt" / "ReEncrypt" CloudTrail examples: the algorithm is always there).
+_TRAIL_DEFAULTS: dict[str, dict[str, str]] = {
+    "Encrypt": {"encryptionAlgorithm": "SYMMETRIC_DEFAULT"},
+    "Decrypt": {"encryptionAlgorithm": "SYMMETRIC_DEFAULT"},
+    "ReEncrypt": {
+        "sourceEncryptionAlgorithm": "SYMMETRIC_DEFAULT",
+        "destinationEncryptionAlgorithm": "SYMMETRIC_DEFAULT",
+    },
+}
+
+
 def trail_parameters(operation: str, params: dict[str, Any]) -> dict[str, Any]:
-    """A call's (checked, allow-listed) parameters named as CloudTrail names them."""
+    """A call's (checked, allow-listed) parameters named as CloudTrail names them, with the
+    defaults CloudTrail shows for members the request left out."""
     validator = _VALIDATORS.get(operation)
     if validator is None:
         return {_lower_camel(k): v for k, v in params.items()}
     result = validator.trail(params)
     assert isinstance(result, dict)
-    return result
+    defaults = _TRAIL_DEFAULTS.get(operation)
+    return {**defaults, **result} if defaults else result
 
 
 def validate(operation: str, params: dict[str, Any]) -> None:

@@ -9,7 +9,7 @@ import math
 import re
 import zlib
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from latchkey.aws.errors import AwsError
@@ -49,6 +49,9 @@ class Call:
     source_ip: str | None = None  # aws:SourceIp
     secure_transport: bool | None = None  # aws:SecureTransport
     region: str | None = None  # aws:RequestedRegion
+    # AssumeRoleWithWebIdentity fills it once the token's signature verified (provider ARN,
+    # audience, subject), so the event of a call refused after that still names the user.
+    verified: dict[str, str] = field(default_factory=dict)
 
 
 Handler = Callable[[Call], Awaitable[dict[str, Any]]]

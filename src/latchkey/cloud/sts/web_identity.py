@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from latchkey.aws.errors import AwsError
@@ -221,6 +221,19 @@ def _condition_keys(
     return keys
 
 
+def _note_verified(
+    call: Call, provider: str, client_ids: Collection[str], claims: dict[str, Any]
+) -> None:
+    """Who a token whose signature verified names (its claims not checked yet), for the audit
+    event of a call refused from here on."""
+    subject = claims.get("sub")
+    if not isinstance(subject, str) or not subject:
+        return
+    audiences = _audiences(claims)
+    audience = next((a for a in audiences if a in client_ids), audiences[0] if audiences else "")
+    call.verified.update(provider=provider, audience=audience, subject=subject)
+
+
 async def assume_role_with_web_identity(call: Call) -> dict[str, Any]:
     p = call.params
     refuse_unsupported(p)
@@ -238,6 +251,7 @@ async def assume_role_with_web_identity(call: Call) -> dict[str, Any]:
 
     issuer, provider = _provider(call, token)
     claims = await _verified_claims(call, token, issuer)
+    _note_verified(call, provider.arn, provider.client_ids, claims)
     _check_claims(call, claims, issuer, provider.client_ids)
     claimed = claims.get(SOURCE_IDENTITY_CLAIM)
     if claimed is not None and not isinstance(claimed, str):
