@@ -8,6 +8,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import re
 import sqlite3
 import threading
 import time
@@ -119,7 +120,10 @@ def test_each_call_is_one_event_in_the_store_and_the_file(cloud: Cloud) -> None:
     assert "errorCode" not in dec
     assert (bad["errorCode"], bad["errorMessage"]) == ("InvalidCiphertextException", "")
     created = [e for e in file_events(node) if e["eventName"] == "CreateKey"][-1]
-    assert created["responseElements"]["KeyMetadata"]["Arn"] == key["Arn"]
+    metadata = created["responseElements"]["keyMetadata"]  # CloudTrail's names and dates
+    assert (metadata["arn"], metadata["AWSAccountId"]) == (key["Arn"], key["AWSAccountId"])
+    assert re.fullmatch(r"[A-Z][a-z]{2} \d{1,2}, \d{4}, \d{1,2}:\d{2}:\d{2} [AP]M",
+                        metadata["creationDate"])  # fmt: skip
     assert created["resources"][0]["ARN"] == key["Arn"]
 
     audit = node.data_dir / "audit"

@@ -16,7 +16,7 @@ from typing import Any
 from latchkey.aws import jsonproto, queryproto, sigv4
 from latchkey.aws.errors import AwsError
 from latchkey.clock import Clock
-from latchkey.cloud.audit import AuditError, AuditEvent, AuditLog
+from latchkey.cloud.audit import AuditError, AuditEvent, AuditLog, trail_members, trail_time
 from latchkey.cloud.iam import ops as iam_ops
 from latchkey.cloud.identity import (
     JSON_AUTH_ERRORS,
@@ -43,7 +43,6 @@ DEFAULT_REGION = "us-east-1"
 AUDIT_VALUE_CHARS = 4096
 _ROLE_ARN = re.compile(r"arn:aws:iam::\d{12}:role/[!-~]+", re.ASCII)  # IAM paths: any printable
 _DURATION = re.compile(r"\d{1,10}", re.ASCII)
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 # The refusals AssumeRoleWithWebIdentity gives only after the token's signature verified (its
 # keys are then fresh in the JWKS cache): the trust policy, a claim, the expiry. Any other
 # refusal may precede verification, and its event names nobody: verifying the token for the
@@ -166,22 +165,13 @@ def _role_resources(role_arn: str | None, account: str) -> list[dict[str, str]]:
 
 
 def _trail_time(iso: str) -> str:
-    """``2016-03-23T02:39:51Z`` as CloudTrail writes a credential expiration,
-    ``Mar 23, 2016, 2:39:51 AM`` (English whatever the locale, hence no ``%b``/``%p``)."""
+    """``2016-03-23T02:39:51Z`` as CloudTrail writes a credential expiration
+    (``audit.trail_time``); the text itself if it is no such time."""
     try:
-        when = dt.datetime.strptime(iso, "%Y-%m-%dT%H:%M:%SZ")
+        when = dt.datetime.strptime(iso, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
     except ValueError:
         return iso
-    hour, half = when.hour % 12 or 12, "AM" if when.hour < 12 else "PM"
-    return f"{_MONTHS[when.month - 1]} {when.day}, {when.year}, {hour}:{when:%M:%S} {half}"
-
-
-def _camel_deep(value: Any) -> Any:
-    """An STS answer's members named as CloudTrail's responseElements name them
-    (``AssumedRoleUser.AssumedRoleId`` -> ``assumedRoleUser.assumedRoleId``)."""
-    if isinstance(value, Mapping):
-        return {k[:1].lower() + k[1:]: _camel_deep(v) for k, v in value.items()}
-    return value
+    return trail_time(when)
 
 
 def _sts_parameters(params: Mapping[str, str]) -> dict[str, Any]:
@@ -203,7 +193,7 @@ def _sts_parameters(params: Mapping[str, str]) -> dict[str, Any]:
 def _sts_elements(result: Mapping[str, Any]) -> dict[str, Any]:
     """responseElements of an answer with credentials: named by access key id and expiration,
     never a secret."""
-    elements = _camel_deep(
+    elements = trail_members(
         {
             k: v
             for k, v in result.items()

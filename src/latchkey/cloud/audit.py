@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import queue
 import threading
@@ -109,6 +110,35 @@ class AuditEvent:
         if self.service_event_details is not None:
             event["serviceEventDetails"] = self.service_event_details
         return event
+
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def trail_time(when: dt.datetime) -> str:
+    """A time as CloudTrail writes one in responseElements, ``Mar 23, 2016, 2:39:51 AM`` (UTC;
+    English whatever the locale, hence no ``%b``/``%p``)."""
+    when = when.astimezone(dt.UTC)
+    hour, half = when.hour % 12 or 12, "AM" if when.hour < 12 else "PM"
+    return f"{_MONTHS[when.month - 1]} {when.day}, {when.year}, {hour}:{when:%M:%S} {half}"
+
+
+def trail_members(value: Any, dates: frozenset[str] = frozenset()) -> Any:
+    """An answer's members named as CloudTrail's responseElements name them (``KeyMetadata.
+    KeyId`` -> ``keyMetadata.keyId``; ``AWSAccountId`` stays, as CloudTrail writes it), the
+    members named in ``dates`` (epoch seconds) as ``trail_time`` writes them."""
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            name = key if key.startswith("AWS") else key[:1].lower() + key[1:]
+            if key in dates and isinstance(item, int | float) and not isinstance(item, bool):
+                out[name] = trail_time(dt.datetime.fromtimestamp(item, dt.UTC))
+            else:
+                out[name] = trail_members(item, dates)
+        return out
+    if isinstance(value, list):
+        return [trail_members(item, dates) for item in value]
+    return value
 
 
 INTERNAL = "AWS Internal"  # CloudTrail's caller, address and agent for a service's own acts
@@ -387,4 +417,7 @@ class AuditLog:
         self.store.close()
 
 
-__all__ = ["AuditError", "AuditEvent", "AuditLog", "JsonlFile", "service_event"]
+__all__ = [
+    "AuditError", "AuditEvent", "AuditLog", "JsonlFile", "service_event", "trail_members",
+    "trail_time",
+]  # fmt: skip

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from latchkey.aws.errors import AwsError
-from latchkey.cloud.audit import AuditEvent
+from latchkey.cloud.audit import AuditEvent, trail_members
 from latchkey.cloud.kms.common import Call, Handler, authorize_key
 from latchkey.cloud.kms.keys import KeyRing
 from latchkey.store.audit import AuditStore
@@ -41,6 +41,8 @@ RESPONSE_ELEMENTS: dict[str, frozenset[str]] = {
 }
 # Operations that answer nothing but whose events name the key's ARN as responseElements.keyId.
 KEY_ARN_ELEMENTS = frozenset({"EnableKey", "DisableKey"})
+# Answer members that are times (epoch seconds in the answer; CloudTrail's date text in the event).
+DATE_MEMBERS = frozenset({"CreationDate", "DeletionDate", "ValidTo", "NextRotationDate"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -84,7 +86,8 @@ def describe_call(
     elements = {k: v for k, v in result.items() if k in members}
     if operation in KEY_ARN_ELEMENTS and keys.touched:
         elements["KeyId"] = keys.touched[0]
-    event.response_elements = elements or None
+    # (named as CloudTrail names them: keyMetadata.keyId, creationDate "Aug 10, 2022, 10:38 PM")
+    event.response_elements = trail_members(elements, DATE_MEMBERS) or None
     if operation in TRACKED_OPERATIONS:
         event.used_keys = tuple(arns)
 
