@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from latchkey.cloud.app import _redacted
+from latchkey.cloud.trailevents import redacted
 from latchkey_testing import (
     ACCOUNT,
     FAKE_ROLE_ARN,
@@ -228,7 +228,7 @@ def test_redaction_is_a_second_line_of_defence() -> None:
         "credentials": [{"sessionToken": "t0k3n", "accessKeyId": "ASIA1"}],
         "WebIdentityToken": "eyJ...",
     }
-    assert _redacted(elements) == {
+    assert redacted(elements) == {
         "AccessKey": {"AccessKeyId": "AKIA1", "Status": "Active"},
         "credentials": [{"accessKeyId": "ASIA1"}],
     }

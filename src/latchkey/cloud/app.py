@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from latchkey.aws import jsonproto, queryproto, sigv4
 from latchkey.aws.errors import AwsError
 from latchkey.clock import Clock
-from latchkey.cloud.audit import AuditError, AuditEvent, AuditLog, trail_members, trail_time
+from latchkey.cloud.audit import AuditError, AuditEvent, AuditLog
 from latchkey.cloud.iam import ops as iam_ops
 from latchkey.cloud.identity import (
     JSON_AUTH_ERRORS,
@@ -29,6 +27,17 @@ from latchkey.cloud.kms import validation as kms_validation
 from latchkey.cloud.kms.usage import TrackedKeyRing, describe_call
 from latchkey.cloud.sts import ops as sts_ops
 from latchkey.cloud.sts.discovery import JwksFetcher
+from latchkey.cloud.trailevents import (
+    AUDIT_VALUE_CHARS,
+    camel,
+    redacted,
+    role_resources,
+    safe_params,
+    sts_elements,
+    sts_parameters,
+    user_identity,
+    web_identity_user,
+)
 from latchkey.crypto import randombytes
 from latchkey.crypto.rootkey import RootKey
 from latchkey.http.h1 import Request, Response
@@ -40,13 +49,6 @@ log = logging.getLogger("latchkey.cloud")
 KMS_SKEW = dt.timedelta(minutes=5)
 STS_SKEW = dt.timedelta(minutes=15)
 DEFAULT_REGION = "us-east-1"
-AUDIT_VALUE_CHARS = 4096
-_ROLE_ARN = re.compile(r"arn:aws:iam::\d{12}:role/[!-~]+", re.ASCII)  # IAM paths: any printable
-_DURATION = re.compile(r"\d{1,10}", re.ASCII)
-# The refusals AssumeRoleWithWebIdentity gives only after the token's signature verified (its
-# keys are then fresh in the JWKS cache): the trust policy, a claim, the expiry. Any other
-# refusal may precede verification, and its event names nobody: verifying the token for the
-# event then could cost a fetch from the issuer that the call itself never made.
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,146 +67,6 @@ def _scope(request: Request) -> tuple[str | None, str | None]:
         if len(parts) == 5:
             return parts[3], parts[2]
     return None, None
-
-
-def _safe_params(params: Mapping[str, Any], allowed: frozenset[str]) -> dict[str, Any]:
-    return {k: v for k, v in params.items() if k in allowed}
-
-
-def _camel(params: Mapping[str, Any]) -> dict[str, Any]:
-    """Query parameters named as CloudTrail names them (``RoleArn`` -> ``roleArn``)."""
-    return {k[:1].lower() + k[1:]: v for k, v in params.items()}
-
-
-# Members never written to the audit trail, wherever they appear (compared case-insensitively):
-# a second line of defence behind the allow-lists and response shaping below.
-SECRET_MEMBERS = frozenset(
-    {
-        "secretaccesskey",
-        "sessiontoken",
-        "webidentitytoken",
-        "password",
-        "privatekey",
-        "tokencode",
-        "plaintext",
-        "granttoken",
-        "granttokens",
-        "importtoken",
-        "privatekeyplaintext",
-    }
-)
-
-
-def _redacted(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _redacted(v) for k, v in value.items() if str(k).lower() not in SECRET_MEMBERS}
-    if isinstance(value, list | tuple):
-        return [_redacted(v) for v in value]
-    return value
-
-
-def _identity_type(caller: Caller) -> str:
-    if caller.kind == "session" and caller.role_arn is not None:
-        return "AssumedRole"
-    if caller.arn.endswith(":root"):
-        return "Root"
-    return "IAMUser"
-
-
-def _user_identity(caller: Caller) -> dict[str, Any]:
-    """CloudTrail's userIdentity for a caller."""
-    identity: dict[str, Any] = {
-        "type": _identity_type(caller),
-        "principalId": sts_ops.caller_user_id(caller),
-        "arn": caller.arn,
-        "accountId": caller.account,
-        "accessKeyId": caller.access_key_id,
-    }
-    if identity["type"] == "IAMUser" and caller.user_name is not None:
-        identity["userName"] = caller.user_name  # CloudTrail names IAM users (and their sessions)
-    if caller.kind == "session":
-        ctx = caller.session_context
-        session: dict[str, Any] = {
-            "attributes": {"creationDate": ctx.get("created"), "mfaAuthenticated": "false"}
-        }
-        if caller.role_arn is not None:
-            session["sessionIssuer"] = {
-                "type": "Role",
-                "principalId": ctx.get("role_id"),
-                "arn": caller.role_arn,
-                "accountId": caller.account,
-                "userName": caller.role_arn.rsplit("/", 1)[-1],
-            }
-            web = ctx.get("web_identity")  # CloudTrail's shape: the provider, no claims
-            session["webIdFederationData"] = (
-                {"federatedProvider": web.get("provider"), "attributes": {}}
-                if isinstance(web, dict)
-                else {}
-            )
-        if isinstance(ctx.get("source_identity"), str):
-            session["sourceIdentity"] = ctx["source_identity"]
-        identity["sessionContext"] = session
-    return identity
-
-
-def _web_identity_user(provider: str, audience: str, subject: str) -> dict[str, Any]:
-    """CloudTrail's userIdentity for the unsigned AssumeRoleWithWebIdentity."""
-    return {
-        "type": "WebIdentityUser",
-        "principalId": f"{provider}:{audience}:{subject}",
-        "userName": subject,
-        "identityProvider": provider,
-    }
-
-
-def _role_resources(role_arn: str | None, account: str) -> list[dict[str, str]]:
-    """The role an AssumeRole* call names, when it is a role ARN (never an unchecked value)."""
-    if role_arn is None or not _ROLE_ARN.fullmatch(role_arn):
-        return []
-    return [{"accountId": account, "type": "AWS::IAM::Role", "ARN": role_arn}]
-
-
-def _trail_time(iso: str) -> str:
-    """``2016-03-23T02:39:51Z`` as CloudTrail writes a credential expiration
-    (``audit.trail_time``); the text itself if it is no such time."""
-    try:
-        when = dt.datetime.strptime(iso, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
-    except ValueError:
-        return iso
-    return trail_time(when)
-
-
-def _sts_parameters(params: Mapping[str, str]) -> dict[str, Any]:
-    """The request parameters safe to record, bounded (unsigned callers choose them), named as
-    CloudTrail names them, ``durationSeconds`` a number as CloudTrail writes it."""
-    recorded: dict[str, Any] = {
-        k: v[:AUDIT_VALUE_CHARS] for k, v in _safe_params(params, sts_ops.AUDITABLE_PARAMS).items()
-    }
-    duration = recorded.get("DurationSeconds")
-    if isinstance(duration, str) and _DURATION.fullmatch(duration):
-        recorded["DurationSeconds"] = int(duration)
-    names = (f"PolicyArns.member.{n}.arn" for n in range(1, 11))
-    policy_arns = [params[name][:AUDIT_VALUE_CHARS] for name in names if name in params]
-    if policy_arns:  # CloudTrail's shape: a list of {arn}
-        recorded["PolicyArns"] = [{"arn": arn} for arn in policy_arns]
-    return _camel(recorded)
-
-
-def _sts_elements(result: Mapping[str, Any]) -> dict[str, Any]:
-    """responseElements of an answer with credentials: named by access key id and expiration,
-    never a secret."""
-    elements = trail_members(
-        {
-            k: v
-            for k, v in result.items()
-            if k not in sts_ops.SECRET_RESPONSE_MEMBERS and v is not None
-        }
-    )
-    elements["credentials"] = {
-        "accessKeyId": result["Credentials"]["AccessKeyId"],
-        "expiration": _trail_time(result["Credentials"]["Expiration"]),
-    }
-    return dict(elements)
 
 
 class CloudApp:
@@ -261,7 +123,7 @@ class CloudApp:
             # The same for every call with these credentials: made once per store generation.
             # Shared between events, so never changed in place (an event may replace it).
             identity = self.store.cached(
-                "audit-identity", caller.access_key_id, lambda: _user_identity(caller)
+                "audit-identity", caller.access_key_id, lambda: user_identity(caller)
             )
         return AuditEvent(
             event_source=source,
@@ -285,9 +147,9 @@ class CloudApp:
 
     async def _record(self, event: AuditEvent) -> None:
         if event.request_parameters is not None:
-            event.request_parameters = _redacted(event.request_parameters)
+            event.request_parameters = redacted(event.request_parameters)
         if event.response_elements is not None:
-            event.response_elements = _redacted(event.response_elements)
+            event.response_elements = redacted(event.response_elements)
         await self.audit.record(event)  # durable, or AuditError (fail closed)
         if log.isEnabledFor(logging.DEBUG):  # one line per call: the audit trail is the record
             log.debug(
@@ -327,7 +189,7 @@ class CloudApp:
             params = jsonproto.decode_body(request.body)
             event.read_only = operation in kms_ops.READ_ONLY
             kms_validation.validate(operation, params)  # the model's types and constraints
-            recorded = _safe_params(params, kms_ops.AUDITABLE_PARAMS)
+            recorded = safe_params(params, kms_ops.AUDITABLE_PARAMS)
             event.request_parameters = kms_validation.trail_parameters(operation, recorded) or None
             keys = TrackedKeyRing(
                 self.store, self.root_key, caller.account, region, clock=self.clock,
@@ -444,7 +306,7 @@ class CloudApp:
             raise AwsError(
                 "InvalidAction", f"Could not find operation {action} for version 2010-05-08"
             )
-        event.request_parameters = _camel(_safe_params(params, iam_ops.AUDITABLE_PARAMS)) or None
+        event.request_parameters = camel(safe_params(params, iam_ops.AUDITABLE_PARAMS)) or None
         event.read_only = action in iam_ops.READ_ONLY
         # IAM answers are never copied into responseElements: CreateAccessKey's holds a secret.
         call = iam_ops.Call(caller, self.store, caller.account, params, root_key=self.root_key)
@@ -464,7 +326,7 @@ class CloudApp:
             raise AwsError(
                 "InvalidAction", f"Could not find operation {action} for version 2011-06-15"
             )
-        event.request_parameters = _sts_parameters(params) or None
+        event.request_parameters = sts_parameters(params) or None
         event.read_only = action in sts_ops.READ_ONLY
         account = caller.account if caller else self.settings.account
         call = sts_ops.Call(
@@ -475,17 +337,17 @@ class CloudApp:
             result = await handler(call)
         except AwsError:
             if action == "AssumeRoleWithWebIdentity":  # refused: still say who and which role
-                event.resources = _role_resources(params.get("RoleArn"), account)
+                event.resources = role_resources(params.get("RoleArn"), account)
                 event.user_identity = self._refused_web_user(call) or {}
             raise
         if action in sts_ops.CREDENTIAL_ACTIONS:
-            event.response_elements = _sts_elements(result)
+            event.response_elements = sts_elements(result)
             if action == "AssumeRoleWithWebIdentity":  # CloudTrail's shape for the unsigned call
-                event.user_identity = _web_identity_user(
+                event.user_identity = web_identity_user(
                     result["Provider"], result["Audience"], result["SubjectFromWebIdentityToken"]
                 )
             if action != "GetSessionToken":
-                event.resources = _role_resources(params.get("RoleArn"), account)
+                event.resources = role_resources(params.get("RoleArn"), account)
         return result
 
     @staticmethod
@@ -496,7 +358,7 @@ class CloudApp:
         seen = call.verified
         if not seen:
             return None
-        return _web_identity_user(
+        return web_identity_user(
             seen["provider"], seen["audience"][:AUDIT_VALUE_CHARS],
             seen["subject"][:AUDIT_VALUE_CHARS],
         )  # fmt: skip
