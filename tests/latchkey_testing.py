@@ -313,6 +313,25 @@ spec: {{clients: [loopback], server: plain, credentialProvider: unused}}
 """
 
 
+# A client workload and a policy naming a client ("nobody") and a server ("aws-kmz") that do
+# not exist: what apply and `up --config` must report, at their lines (11 and 12).
+MISSING_REFERENCES = """\
+apiVersion: latchkey/v1
+kind: ClientWorkload
+metadata: {name: c-x}
+spec:
+  identities: [{sourceCidr: 10.9.0.0/16}]
+---
+apiVersion: latchkey/v1
+kind: AccessPolicy
+metadata: {name: p-missing}
+spec:
+  clients: [c-x, nobody]
+  server: aws-kmz
+  credentialProvider: kms-federation
+"""
+
+
 # -- the local cloud, as the integration tests drive it -----------------------------------------
 
 ACCOUNT = "000000000000"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from latchkey_testing import VENV_BIN, UpProcess, aws
+from latchkey_testing import MISSING_REFERENCES, VENV_BIN, UpProcess, aws
 
 pytestmark = pytest.mark.e2e
 
@@ -31,22 +31,6 @@ spec:
   port: "443"
   tls: true
   authentication: {method: http, scheme: none}
-"""
-
-MISSING = """\
-apiVersion: latchkey/v1
-kind: ClientWorkload
-metadata: {name: c-x}
-spec:
-  identities: [{sourceCidr: 10.9.0.0/16}]
----
-apiVersion: latchkey/v1
-kind: AccessPolicy
-metadata: {name: p-missing}
-spec:
-  clients: [c-x, nobody]
-  server: aws-kmz
-  credentialProvider: kms-federation
 """
 
 VICTIM = """\
@@ -75,7 +59,7 @@ def stored(up: UpProcess) -> str:
 
 def test_every_problem_of_every_file_is_reported_where_it_is(up: UpProcess, tmp_path: Path) -> None:
     (tmp_path / "typo.yaml").write_text(TYPO)
-    (tmp_path / "missing.yaml").write_text(MISSING)
+    (tmp_path / "missing.yaml").write_text(MISSING_REFERENCES)
     before = stored(up)
     result = latchkey(up, "apply", "-f", str(tmp_path / "typo.yaml"),
                       "-f", str(tmp_path / "missing.yaml"))  # fmt: skip

@@ -20,25 +20,10 @@ from latchkey.control.service import POLICY_FIELDS, ControlPlane, InUse, referre
 from latchkey.http.h1 import Request
 from latchkey.http.server import Peer
 from latchkey.store.control import AccessEvent, ControlStore
+from latchkey_testing import MISSING_REFERENCES
 
 DEFAULT = render_default_config("127.0.0.1", 4566)
 TOKEN = "lk_test"
-
-MISSING = """\
-apiVersion: latchkey/v1
-kind: ClientWorkload
-metadata: {name: c-x}
-spec:
-  identities: [{sourceCidr: 10.9.0.0/16}]
----
-apiVersion: latchkey/v1
-kind: AccessPolicy
-metadata: {name: p-missing}
-spec:
-  clients: [c-x, nobody]
-  server: aws-kmz
-  credentialProvider: kms-federation
-"""
 
 TYPO = """\
 apiVersion: latchkey/v1
@@ -88,7 +73,7 @@ def issues(exc: pytest.ExceptionInfo[ConfigError]) -> list[str]:
 
 def test_missing_references_are_reported_in_the_applied_file(control: ControlPlane) -> None:
     with pytest.raises(ConfigError) as caught:
-        control.apply([("missing.yaml", MISSING)])
+        control.apply([("missing.yaml", MISSING_REFERENCES)])
     assert issues(caught) == [
         "missing.yaml:11:18: spec.clients[1]: no ClientWorkload named 'nobody'",
         "missing.yaml:12:11: spec.server: no ServerWorkload named 'aws-kmz'",
@@ -99,7 +84,7 @@ def test_schema_and_reference_problems_come_together_each_in_its_file(
     control: ControlPlane,
 ) -> None:
     with pytest.raises(ConfigError) as caught:
-        control.apply([("typo.yaml", TYPO), ("missing.yaml", MISSING)])
+        control.apply([("typo.yaml", TYPO), ("missing.yaml", MISSING_REFERENCES)])
     assert issues(caught) == [
         "typo.yaml:6:9: spec.port: Input should be a valid integer (got '443')",
         "missing.yaml:11:18: spec.clients[1]: no ClientWorkload named 'nobody'",
@@ -290,7 +275,7 @@ def api(control: ControlPlane, tmp_path: Path) -> ControlApi:
 
 def test_apply_takes_files_each_with_its_name(api: ControlApi) -> None:
     files = [{"filename": "typo.yaml", "documents": TYPO},
-             {"filename": "missing.yaml", "documents": MISSING}]  # fmt: skip
+             {"filename": "missing.yaml", "documents": MISSING_REFERENCES}]  # fmt: skip
     status, doc = call(api, "POST", "/api/v1/apply", {"files": files})
     assert (status, doc["code"]) == (422, "InvalidConfiguration")
     assert [(i["file"], i["line"]) for i in doc["issues"]] == [
