@@ -110,3 +110,16 @@ def test_interims_reach_on_interim_and_the_answer_follows() -> None:
     assert [(a.status, a.body) for a in answers] == [(200, b"ok")] * 2
     assert [(r.status, r.header("link")) for r in seen] == [(103, "</s.css>; rel=preload")] * 2
     assert accepted == 1
+
+
+def test_a_head_answer_does_not_desync_the_next_answer() -> None:
+    """A HEAD answer names a length but has no body: the next answer on the same connection
+    must not be taken for that body."""
+
+    def answer(head: bytes) -> bytes:
+        body = b"" if head.startswith(b"HEAD") else b"hello"
+        return b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n" + body
+
+    answers, accepted, _ = asyncio.run(against(answer, [HEAD, GET, HEAD, GET]))
+    assert [(a.status, a.body) for a in answers] == [(200, b""), (200, b"hello")] * 2
+    assert accepted == 1  # all four on one kept-alive connection
