@@ -127,6 +127,13 @@ def test_a_request_for_another_host_in_a_tunnel_is_misdirected(
     assert "/elsewhere" not in Upstream.requests
 
 
+def test_the_tunnel_host_in_another_spelling_is_the_same_host(edge: tuple[str, int]) -> None:
+    with tunnel(edge) as sock:
+        sock.sendall(b"GET /spelled HTTP/1.1\r\nHost: PLAIN.Internal.Example.:80\r\n\r\n")
+        assert answer(sock).startswith(b"HTTP/1.1 200 ")
+    assert "/spelled" in Upstream.requests
+
+
 def test_an_absolute_form_target_for_the_tunnel_host_goes_upstream_in_origin_form(
     edge: tuple[str, int],
 ) -> None:

@@ -29,6 +29,7 @@ from latchkey.control.model import (
     ProcessFacts,
     ServerWorkload,
     TokenCheck,
+    normalize_host,
 )
 from latchkey.crypto.tls import NameNotPermitted
 from latchkey.crypto.x509 import LeafCache
@@ -174,10 +175,11 @@ def _absolute_target(target: str) -> tuple[str, int, str] | None:
 
 
 def _host_name(authority: str) -> str:
-    """``Host``'s name without its port, lowercase (``[::1]:443`` -> ``::1``)."""
+    """``Host``'s name without its port, as ``normalize_host`` compares names
+    (``[::1]:443`` -> ``::1``, ``KMS.example.:443`` -> ``kms.example``)."""
     if authority.startswith("["):
-        return authority[1:].partition("]")[0].lower()
-    return authority.rpartition(":")[0].lower() if ":" in authority else authority.lower()
+        return normalize_host(authority[1:].partition("]")[0])
+    return normalize_host(authority.rpartition(":")[0] if ":" in authority else authority)
 
 
 def _misdirected(request: Request, host: str) -> str | None:
@@ -189,16 +191,16 @@ def _misdirected(request: Request, host: str) -> str | None:
     if target[:1] != "/" and "://" in target[:8]:
         parts = urlsplit(target)
         try:
-            named = (parts.hostname or "").lower()
+            named = normalize_host(parts.hostname or "")
         except ValueError:
             return "the request target is not a valid URL"
-        if named != host.lower():
+        if named != normalize_host(host):
             return f"this connection is for {host}: the request target names another host"
         request.target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     given = request.header("Host")
     if given is None or given == host:  # (the usual case, first)
         return None
-    if _host_name(given.strip()) != host.lower():
+    if _host_name(given.strip()) != normalize_host(host):
         return f"this connection is for {host}: the Host header names another"
     return None
 
