@@ -251,6 +251,64 @@ spec:
 """
 
 
+TOKEN_ISSUER = "https://ci.example.test"
+
+TOKEN_CLIENTS = """\
+apiVersion: latchkey/v1
+kind: TrustProvider
+metadata: {name: ci}
+spec: {type: oidc, issuer: "$issuer", jwks: {keys: [$jwk]}, audiences: [latchkey]}
+---
+apiVersion: latchkey/v1
+kind: ClientWorkload
+metadata: {name: billing}
+spec:
+  identities: [{token: {trustProvider: ci, claims: {sub: "repo:acme/billing:*"}}}]
+---
+apiVersion: latchkey/v1
+kind: ClientWorkload
+metadata: {name: other}
+spec:
+  identities: [{token: {trustProvider: ci, claims: {sub: "repo:acme/other:*"}}}]
+---
+apiVersion: latchkey/v1
+kind: AccessPolicy
+metadata: {name: billing-to-kms}
+spec: {clients: [billing], server: aws-kms, credentialProvider: kms-federation}
+"""
+
+
+class TokenClients(NamedTuple):
+    """Two client workloads told apart by a CI token's ``sub`` (``billing``, allowed to reach
+    aws-kms, and ``other``), trusting ``key``: the documents, and a way to mint tokens."""
+
+    key: SigningKey
+    docs: str
+
+    @classmethod
+    def generate(cls) -> TokenClients:
+        key = SigningKey.generate()
+        jwk = json.dumps(key.public_jwk())
+        return cls(key, TOKEN_CLIENTS.replace("$issuer", TOKEN_ISSUER).replace("$jwk", jwk))
+
+    def token(self, sub: str, lifetime: int = 300) -> str:
+        """A token for ``sub`` valid for ``lifetime`` seconds (negative: expired)."""
+        now = int(time.time())
+        claims = {"iss": TOKEN_ISSUER, "sub": sub, "aud": "latchkey", "iat": now,
+                  "exp": now + lifetime}  # fmt: skip
+        return self.key.sign_jwt(claims)
+
+
+def read_head(sock: socket.socket) -> bytes:
+    """An HTTP head off ``sock`` (TLS or not), byte by byte: what follows it stays there."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        more = sock.recv(1)
+        assert more, data
+        data += more
+    return data
+
+
 def edge_tunnel(up: UpProcess, host: str = "kms.us-east-1.amazonaws.com") -> ssl.SSLSocket:
     """A TLS connection through the node's edge to ``host``:443 (CONNECT, then TLS trusting the
     node's CA), ready for raw HTTP/1.1."""

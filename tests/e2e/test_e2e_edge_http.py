@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from latchkey_testing import PLAIN_WORKLOAD, start_up_process
+from latchkey_testing import PLAIN_WORKLOAD, read_head, start_up_process
 
 pytestmark = pytest.mark.e2e
 
@@ -69,15 +69,6 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[tuple[str, 
     finally:
         up.stop()
         upstream.sock.close()
-
-
-def read_head(sock: socket.socket) -> bytes:
-    data = b""
-    while b"\r\n\r\n" not in data:
-        more = sock.recv(1)  # byte by byte: what follows the head stays in the socket
-        assert more, data
-        data += more
-    return data
 
 
 def tunnel(edge: tuple[str, int]) -> socket.socket:

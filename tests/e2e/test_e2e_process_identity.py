@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from latchkey_testing import aws, outcomes, start_with_config
+from latchkey_testing import access_events, aws, outcomes, start_with_config
 
 pytestmark = pytest.mark.e2e
 
@@ -90,10 +90,13 @@ def test_unmet_process_identity_is_refused_with_the_reason(tmp_path: Path) -> No
         denied = aws(proc.env(), "kms", "list-keys", check=False)
     finally:
         proc.stop()
-    assert denied.returncode != 0
-    assert "AccessDeniedException" in denied.stderr
-    assert "IdentityNotMatched" in denied.stderr
-    assert f"python-tools: uid {os.getuid()} is not {wrong_uid}" in denied.stderr
+    assert denied.returncode != 0  # refused at CONNECT: no leaf is minted for it
+    assert "Failed to connect to proxy URL" in denied.stderr
+    refused = access_events(proc.data_dir)
+    assert {(e["reason"], e["method"], e["status"]) for e in refused} == {
+        ("IdentityNotMatched", "CONNECT", 403)
+    }
+    assert f"python-tools: uid {os.getuid()} is not {wrong_uid}" in refused[0]["detail"]
 
 
 ATTESTED = """\

@@ -47,7 +47,7 @@ from botocore.exceptions import ClientError
 from latchkey.aws import sigv4
 from latchkey.aws.chunked import ChunkSigning, sign_chunks
 from latchkey.crypto.x509 import load_or_create_ca, server_ssl_context
-from latchkey_testing import UpProcess, start_up_process
+from latchkey_testing import UpProcess, read_head, start_up_process
 
 pytestmark = pytest.mark.e2e
 
@@ -571,16 +571,6 @@ def raw_tunnel(matrix: Matrix) -> ssl.SSLSocket:
     assert sock.recv(4096).startswith(b"HTTP/1.1 200 ")
     ctx = ssl.create_default_context(cafile=matrix.up.info.ca_bundle)
     return ctx.wrap_socket(sock, server_hostname=S3_HOST)
-
-
-def read_head(sock: ssl.SSLSocket) -> bytes:
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(1)
-        if not chunk:
-            break
-        data += chunk
-    return data
 
 
 def test_expect_100_continue_on_a_raw_socket(matrix: Matrix) -> None:

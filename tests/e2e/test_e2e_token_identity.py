@@ -6,56 +6,21 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from latchkey.crypto.jwk import SigningKey
-from latchkey_testing import aws, free_port, start_with_config
+from latchkey_testing import TokenClients, aws, free_port, start_with_config
 
 pytestmark = pytest.mark.e2e
 
-ISSUER = "https://ci.example.test"
-
-DOCS = """\
-apiVersion: latchkey/v1
-kind: TrustProvider
-metadata: {name: ci}
-spec: {type: oidc, issuer: "$issuer", jwks: {keys: [$jwk]}, audiences: [latchkey]}
----
-apiVersion: latchkey/v1
-kind: ClientWorkload
-metadata: {name: billing}
-spec:
-  identities: [{token: {trustProvider: ci, claims: {sub: "repo:acme/billing:*"}}}]
----
-apiVersion: latchkey/v1
-kind: ClientWorkload
-metadata: {name: other}
-spec:
-  identities: [{token: {trustProvider: ci, claims: {sub: "repo:acme/other:*"}}}]
----
-apiVersion: latchkey/v1
-kind: AccessPolicy
-metadata: {name: billing-to-kms}
-spec: {clients: [billing], server: aws-kms, credentialProvider: kms-federation}
-"""
-
 
 def test_token_identities(tmp_path: Path) -> None:
-    key = SigningKey.generate()
-    docs = DOCS.replace("$issuer", ISSUER).replace("$jwk", json.dumps(key.public_jwk()))
-    now = int(time.time())
-
-    def mint(sub: str, exp: int = now + 300) -> str:
-        claims = {"iss": ISSUER, "sub": sub, "aud": "latchkey", "iat": now, "exp": exp}
-        return key.sign_jwt(claims)
-
-    billing = mint("repo:acme/billing:ref:refs/heads/main")
-    other = mint("repo:acme/other:ref:refs/heads/main")
-    expired = mint("repo:acme/billing:ref:refs/heads/main", exp=now - 600)
-    proc = start_with_config(tmp_path, docs)
+    clients = TokenClients.generate()
+    billing = clients.token("repo:acme/billing:ref:refs/heads/main")
+    other = clients.token("repo:acme/other:ref:refs/heads/main")
+    expired = clients.token("repo:acme/billing:ref:refs/heads/main", lifetime=-600)
+    proc = start_with_config(tmp_path, clients.docs)
     try:
         base = proc.env()
         port = base["HTTPS_PROXY"].rsplit(":", 1)[1]
@@ -90,13 +55,8 @@ def test_token_relay_follows_a_rotating_token_file(tmp_path: Path) -> None:
     """A workload behind ``latchkey token-relay`` keeps one HTTPS_PROXY while its token file
     is replaced the way Kubernetes updates a projected token (a symlink swapped to a new
     file): each new connection carries the token the file holds at that moment."""
-    key = SigningKey.generate()
-    docs = DOCS.replace("$issuer", ISSUER).replace("$jwk", json.dumps(key.public_jwk()))
-    now = int(time.time())
-
-    def mint(sub: str) -> str:
-        claims = {"iss": ISSUER, "sub": sub, "aud": "latchkey", "iat": now, "exp": now + 300}
-        return key.sign_jwt(claims)
+    clients = TokenClients.generate()
+    mint = clients.token
 
     tokens = tmp_path / "tokens"
     tokens.mkdir()
@@ -111,7 +71,7 @@ def test_token_relay_follows_a_rotating_token_file(tmp_path: Path) -> None:
     other = mint("repo:acme/other:ref:refs/heads/main")
     project("v1", billing)
     (tmp_path / "node").mkdir()
-    proc = start_with_config(tmp_path / "node", docs)
+    proc = start_with_config(tmp_path / "node", clients.docs)
     relay_port = free_port()
     try:
         base = proc.env()

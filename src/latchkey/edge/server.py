@@ -145,6 +145,24 @@ def deny_response(
     return Response(status, headers, body)
 
 
+def connect_refusal(denied: Denied) -> Response:
+    """A CONNECT refused because the caller's access policy did not pass and the host has no
+    leaf yet (one is minted only for a caller whose policy passed): 403 with the reason, in
+    plain JSON, and the connection closed."""
+    message = f"latchkey denied this connection ({denied.reason.value}): {denied.message}"
+    body = {"error": "AccessDenied", "reason": denied.reason.value, "message": message}
+    headers = [("x-latchkey-reason", denied.reason.value), ("Content-Type", "application/json")]
+    return Response(403, headers, json.dumps(body).encode(), keep_alive=False)
+
+
+def _decided(config: Config, server: ServerWorkload, evidence: Evidence) -> list[Any]:
+    """A connection's decision memo: [config, decision, what identified the client]. The
+    evidence is fixed for the connection, so the decision holds until the config changes."""
+    decision = decide(config, server, evidence)
+    matched = decision.client.matched_by() if isinstance(decision, Allowed) else None
+    return [config, decision, matched]
+
+
 def _reads_body(config: Config, allowed: Allowed) -> bool:
     """Whether a condition of the matched policy looks at what the request names (its action,
     its key), which may be in the body."""
@@ -377,7 +395,8 @@ class Edge:
             writer.write(encode_response(_plain(400, "CONNECT needs host:port")))
             return
         host, port = authority
-        server = self._config().server_workload_for(host, port)
+        config = self._config()
+        server = config.server_workload_for(host, port)
         if server is None:
             await self._tunnel(conn, host, port, first.tail)
             return
@@ -385,27 +404,32 @@ class Edge:
         if first.tail:
             writer.write(encode_response(_plain(400, "data sent before the CONNECT was answered")))
             return
-        # Mint (or find) the leaf first and stop reading before answering: the client's
-        # ClientHello must reach the TLS layer, not this stream's buffer.
+        if server.tls:  # the client's ClientHello must reach the TLS layer, not this buffer
+            conn.pause_reading()
+        started = time.perf_counter()
+        evidence = await self._evidence(conn.get_extra_info("socket"), source, first.headers)
+        decided = _decided(config, server, evidence)
         context: ssl.SSLContext | None = None
         try:
             if server.tls:
-                context = self._leaves.cached(host) or await asyncio.to_thread(
-                    self._leaves.context_for, host
-                )
+                context = await self._leaf_for(host, decided)
+                if context is None:  # refused, and no leaf made for the host: none made now
+                    denied = decided[1]
+                    writer.write(encode_response(connect_refusal(denied)))
+                    self._refused_unminted(
+                        evidence, server, "CONNECT", first.target, denied, started
+                    )
+                    return
         except NameNotPermitted as exc:
             log.error("server workload %s: %s", server.name, exc)
             writer.write(encode_response(_plain(502, str(exc))))
             return
-        if context is not None:
-            conn.pause_reading()
         conn.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
-        evidence = await self._evidence(conn, source, first.headers)
         if context is not None:
             await conn.start_tls(context)
         else:
             await conn.drain()
-        await self._serve_requests(conn, evidence, server, host)
+        await self._serve_requests(conn, evidence, server, host, memo=decided)
 
     async def _serve_absolute(
         self,
@@ -428,7 +452,7 @@ class Edge:
             await self._forward_plain(writer, first, host, port, origin)
             return
         self.metrics.connections.labels("intercepted").inc()
-        evidence = await self._evidence(conn, source, first.headers)
+        evidence = await self._evidence(conn.get_extra_info("socket"), source, first.headers)
         first.target = origin
         await self._serve_requests(
             conn, evidence, server, host, first=first, parser=parser, origin=(host, port)
@@ -477,7 +501,7 @@ class Edge:
 
     async def _evidence(
         self,
-        writer: Conn,
+        sock: Any,  # the client's socket (None: unknown)
         source: str,
         connect_headers: list[tuple[str, str]],
         ours: tuple[str, int] | None = None,  # transparent: the original destination
@@ -489,16 +513,15 @@ class Edge:
         if token is not None:
             for name in sorted(config.token_trust_providers):
                 tokens[name] = await self._trust.check(config.trust_provider(name), token)
-        facts = await self._process_facts(writer, config, ours) if config.needs_process else None
+        facts = await self._process_facts(sock, config, ours) if config.needs_process else None
         hostname = await caller_hostname(source) if config.needs_hostname else None
         return Evidence(
             source, facts, token_presented=token is not None, tokens=tokens, hostname=hostname
         )
 
     async def _process_facts(
-        self, writer: Conn, config: Config, ours: tuple[str, int] | None = None
+        self, sock: Any, config: Config, ours: tuple[str, int] | None = None
     ) -> ProcessFacts | None:
-        sock = writer.get_extra_info("socket")
         if sock is None:
             return None
         want_sha = config.needs_exe_sha256
@@ -538,27 +561,35 @@ class Edge:
         Workload named by SNI (TLS) or Host (plain HTTP) on the original port; else a tunnel
         to the original destination."""
         host, port = conn.first.name, conn.original[1]
-        server = self._config().server_workload_for(host, port) if host else None
+        config = self._config()
+        server = config.server_workload_for(host, port) if host else None
         if server is not None and server.tls != (conn.first.kind is Kind.TLS):
             server = None  # TLS to a plain-HTTP workload, or the reverse: not ours to read
         if server is None or host is None:
             await self._tunnel_redirected(conn)
             return
         self.metrics.connections.labels("intercepted").inc()
+        started = time.perf_counter()
+        evidence = await self._evidence(conn.sock, conn.peer[0], [], ours=conn.original)
+        decided = _decided(config, server, evidence)
         context: ssl.SSLContext | None = None
         try:
             if server.tls:
-                context = self._leaves.cached(host) or await asyncio.to_thread(
-                    self._leaves.context_for, host
-                )
+                context = await self._leaf_for(host, decided)
+                if context is None:  # refused, and no leaf for the host: closed, none minted
+                    denied = decided[1]
+                    log.info("transparent: %s -> %s:%d refused (%s): %s", conn.peer[0], host,
+                             port, denied.reason.value, denied.message)  # fmt: skip
+                    target = f"{host}:{port}"
+                    self._refused_unminted(evidence, server, "TLS", target, denied, started)
+                    return
         except NameNotPermitted as exc:
             log.error("server workload %s: %s", server.name, exc)
             return
         handshake = self._settings.header_timeout
         client = await accept(conn.sock, context, handshake_timeout=handshake)
         try:
-            evidence = await self._evidence(client, conn.peer[0], [], ours=conn.original)
-            await self._serve_requests(client, evidence, server, host)
+            await self._serve_requests(client, evidence, server, host, memo=decided)
         finally:
             client.close()
             with contextlib.suppress(Exception):
@@ -624,13 +655,15 @@ class Edge:
         first: Request | None = None,
         parser: RequestParser | None = None,
         origin: tuple[str, int] | None = None,
+        memo: list[Any] | None = None,
     ) -> None:
         """Requests inside a Server Workload connection (after CONNECT, or plain-HTTP proxying
-        to ``origin``, where every request must name that same host and port)."""
+        to ``origin``, where every request must name that same host and port). ``memo``: the
+        decision made for the connection already (see ``_decided``), if any."""
         writer = conn
         parser = parser or self._parser(server)
         pending: list[Event] = []
-        memo: list[Any] = [None, None, None]  # (config, decision, evidence matched)
+        memo = memo or [None, None, None]  # (config, decision, evidence matched)
         interims = _interims_to(conn)
         while True:
             request: Request | None = first
@@ -690,29 +723,73 @@ class Edge:
                     outcome.label,
                     latency,
                 )
-            if self._events is not None:  # an AccessEvent's fields, in EVENT_COLUMNS order
-                self._record(
-                    (
-                        self._event_time(),  # time
-                        evidence.source_address,  # source
-                        outcome.client,  # client
-                        server.name,  # server
-                        outcome.policy,  # policy
-                        outcome.decision,  # decision
-                        outcome.reason,  # reason
-                        outcome.detail,  # detail
-                        outcome.provider,  # credential_provider
-                        request.method,  # method
-                        request.path,  # path
-                        response.status,  # status
-                        round(latency, 3),  # latency_ms
-                        outcome.evidence,  # evidence
-                        outcome.credentials,  # credential_result
-                        outcome.upstream_status,  # upstream_status
-                    )
-                )
+            if self._events is not None:
+                self._record_event(
+                    evidence, server, outcome, request.method, request.path, response.status,
+                    latency,
+                )  # fmt: skip
             if not response.keep_alive:
                 return
+
+    def _record_event(
+        self,
+        evidence: Evidence,
+        server: ServerWorkload,
+        outcome: Outcome,
+        method: str,
+        path: str,
+        status: int,
+        latency: float,
+    ) -> None:
+        self._record(
+            (  # an AccessEvent's fields, in EVENT_COLUMNS order
+                self._event_time(),  # time
+                evidence.source_address,  # source
+                outcome.client,  # client
+                server.name,  # server
+                outcome.policy,  # policy
+                outcome.decision,  # decision
+                outcome.reason,  # reason
+                outcome.detail,  # detail
+                outcome.provider,  # credential_provider
+                method,  # method
+                path,  # path
+                status,  # status
+                round(latency, 3),  # latency_ms
+                outcome.evidence,  # evidence
+                outcome.credentials,  # credential_result
+                outcome.upstream_status,  # upstream_status
+            )
+        )
+
+    async def _leaf_for(self, host: str, decided: list[Any]) -> ssl.SSLContext | None:
+        """The host's server context. A leaf is minted only for a caller whose access policy
+        passed; a refused caller is served by a leaf made for another one, if the host has
+        one (its refusal is then answered inside TLS, in the target's protocol, like any
+        other): ``None`` when it has none."""
+        context = self._leaves.cached(host)
+        if context is None and isinstance(decided[1], Allowed):
+            context = await asyncio.to_thread(self._leaves.context_for, host)
+        return context
+
+    def _refused_unminted(
+        self,
+        evidence: Evidence,
+        server: ServerWorkload,
+        method: str,
+        target: str,
+        denied: Denied,
+        started: float,
+    ) -> None:
+        """Count and record a connection refused before TLS (see ``_leaf_for``)."""
+        self.metrics.count_request(server.name, "denied", denied.reason.value)
+        if access_log.isEnabledFor(logging.DEBUG):
+            access_log.debug("%s %s %s %s -> 403 denied:%s", evidence.source_address,
+                             server.name, method, target, denied.reason.value)  # fmt: skip
+        if self._events is not None:
+            latency = (time.perf_counter() - started) * 1000
+            outcome = Outcome.denied(denied)
+            self._record_event(evidence, server, outcome, method, target, 403, latency)
 
     async def _answer(
         self,
@@ -747,13 +824,12 @@ class Edge:
         config = self._config()  # this request keeps this Config, whatever is applied meanwhile
         # The caller's evidence is fixed for the connection: decide again only when the
         # configuration changed (an apply swaps the Config object).
-        if memo is not None and memo[0] is config:
-            decision, matched = memo[1], memo[2]
-        else:
-            decision = decide(config, server, evidence)
-            matched = decision.client.matched_by() if isinstance(decision, Allowed) else None
+        if memo is None or memo[0] is not config:
+            decided = _decided(config, server, evidence)
             if memo is not None:
-                memo[:] = [config, decision, matched]
+                memo[:] = decided
+            memo = decided
+        decision, matched = memo[1], memo[2]
         if isinstance(decision, Denied):
             return deny_response(server, decision, request, host), Outcome.denied(decision)
         assert isinstance(decision, Allowed)
