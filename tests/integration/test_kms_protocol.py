@@ -1,6 +1,8 @@
-"""The KMS wire protocol at the local cloud's door: content types, X-Amz-Target, malformed and
-mistyped bodies, model validation (AWS's ValidationException wording, nothing sensitive
-echoed), and the operations the cloud does not offer.
+"""The KMS wire protocol at the local cloud's door: content types, X-Amz-Target (a JSON request
+without one is answered in JSON, never STS's XML), the unsigned-request message, malformed and
+mistyped bodies (strict UTF-8, no NaN, no lone surrogate escapes, integers within 32 bits),
+model validation (AWS's ValidationException wording, nothing sensitive echoed), and the
+operations the cloud does not offer.
 
 boto3 validates parameters itself, so refused values are sent either as hand-made JSON requests
 signed by botocore's ``SigV4Auth`` over ``http.client``, or through boto3 with
@@ -16,16 +18,26 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
+from xml.etree import ElementTree as ET
 
 import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
+from botocore.config import Config as BotoConfig
 from botocore.credentials import Credentials
 
 from latchkey.cloud.kms import unsupported
-from latchkey_testing import Cloud, refused, start_node_thread, stop_node_thread
+from latchkey_testing import (
+    FORM,
+    Cloud,
+    error_response,
+    refused,
+    start_node_thread,
+    stop_node_thread,
+)
 
 KMS_JSON = "application/x-amz-json-1.1"
+MISSING_TOKEN = "Request is missing Authentication Token"
 
 
 class Answer(NamedTuple):
@@ -135,13 +147,48 @@ def test_the_body_is_read_only_after_authentication(shared: Cloud) -> None:
     assert kms_error(answer)[:2] == (400, "MissingAuthenticationTokenException")
 
 
+def test_an_unsigned_request_is_told_what_aws_says(shared: Cloud) -> None:
+    """In JSON for KMS; in XML for a form body without a target, which is still STS's."""
+    answer = post(shared, "TrentService.ListKeys", signed=False)
+    assert kms_error(answer) == (400, "MissingAuthenticationTokenException", MISSING_TOKEN)
+    assert answer.headers["content-type"] == KMS_JSON
+    sts = post(shared, None, b"Action=GetCallerIdentity&Version=2011-06-15",
+               content_type=FORM, signed=False)  # fmt: skip
+    assert sts.status == 403
+    error = ET.fromstring(sts.body).find("{*}Error")  # noqa: S314 (our own node's answer)
+    assert error is not None
+    assert error.findtext("{*}Code") == "MissingAuthenticationToken"
+    assert error.findtext("{*}Message") == MISSING_TOKEN
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/x-amz-json-1.1", "application/x-amz-json-1.0",
+                     "Application/X-Amz-Json-1.1; charset=utf-8"],
+)  # fmt: skip
+@pytest.mark.parametrize("signed", [True, False])
+def test_a_json_request_without_a_target_is_answered_in_json(
+    shared: Cloud, content_type: str, signed: bool
+) -> None:
+    """Never routed to STS (whose XML ``InvalidAction`` or auth error no KMS client reads):
+    the operation is unknown, checked before the signature as for any unknown target."""
+    answer = post(shared, None, content_type=content_type, signed=signed)
+    assert kms_error(answer) == (400, "UnknownOperationException", None)
+    assert answer.headers["content-type"] == KMS_JSON
+    assert answer.headers["x-amzn-errortype"] == "UnknownOperationException"
+
+
 # -- malformed and mistyped bodies ---------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
     ("body", "message"),
     [(b"{", None), (b"not json", None), (b'"a string"', None), (b"null", None),
-     (b"[]", "Start of list found where not expected"), (b"[" * 100_000, None)],
+     (b"[]", "Start of list found where not expected"), (b"[" * 100_000, None),
+     # Strictly UTF-8 (no UTF-16/32 detection, no byte-order mark), and no NaN or Infinity:
+     ('{"Limit":5}'.encode("utf-16"), None), ('{"Limit":5}'.encode("utf-16-le"), None),
+     ('{"Limit":5}'.encode("utf-32"), None), (b'\xef\xbb\xbf{"Limit":5}', None),
+     (b'{"Marker":"\xe9"}', None), (b'{"Limit":NaN}', None), (b'{"Foo":Infinity,"Limit":2}', None),
+     (b'{"Foo":[-Infinity]}', None), (b'{"Limit":' + b"1" * 5000 + b"}", None)],
 )  # fmt: skip
 def test_malformed_body(shared: Cloud, body: bytes, message: str | None) -> None:
     assert kms_error(post(shared, "TrentService.ListKeys", body)) == (
@@ -166,6 +213,47 @@ def test_wrong_json_types(
     assert kms_error(answer) == (400, "SerializationException", message)
 
 
+def test_lone_surrogate_escapes_are_refused_before_anything_happens(cloud: Cloud) -> None:
+    """A string no UTF-8 can hold, anywhere in the body: refused as the body is read, not a
+    KMSInternalException (500, retried by every SDK) from the ciphertext or the store."""
+    key_id = cloud.client("kms").create_key(Description="before")["KeyMetadata"]["KeyId"]
+    key = f'"KeyId":"{key_id}"'
+    encrypt = f'{key},"Plaintext":"QQ==","EncryptionContext"'
+    bodies = [
+        ("CreateKey", '"Description":"\\ud800"'),
+        ("CreateKey", '"Tags":[{"TagKey":"k","TagValue":"a\\uDFFFb"}]'),
+        ("Encrypt", encrypt + ':{"a":"\\ud800"}'),
+        ("Encrypt", encrypt + ':{"\\udc00":"x"}'),
+        ("TagResource", key + ',"Tags":[{"TagKey":"k","TagValue":"\\ud800"}]'),
+        ("UpdateKeyDescription", key + ',"Description":"\\ud800"'),
+        ("DescribeKey", '"KeyId":"alias/\\ud800"'),
+        ("ListKeys", '"Unknown":{"deep":[["\\ud800"]]}'),
+    ]
+    for operation, members in bodies:
+        answer = post(cloud, f"TrentService.{operation}", ("{" + members + "}").encode())
+        assert kms_error(answer) == (400, "SerializationException", None), (operation, members)
+    kms = cloud.client("kms")
+    assert [k["KeyId"] for k in kms.list_keys()["Keys"]] == [key_id]
+    assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["Description"] == "before"
+    assert kms.list_resource_tags(KeyId=key_id)["Tags"] == []
+    # A surrogate pair is one character, and an escaped backslash is no escape: both are fine.
+    body = "{" + key + ',"Description":"\\ud83d\\ude00 \\\\ud800"}'
+    answer = post(cloud, "TrentService.UpdateKeyDescription", body.encode())
+    assert answer.status == 200
+    assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["Description"] == "\U0001f600 \\ud800"
+
+
+def test_boto3_is_refused_a_lone_surrogate_without_retrying(cloud: Cloud) -> None:
+    key_id = cloud.client("kms").create_key()["KeyMetadata"]["KeyId"]
+    retrying = cloud.client("kms", BotoConfig(retries={"mode": "standard", "max_attempts": 4}))
+    response = error_response(
+        retrying.encrypt, KeyId=key_id, Plaintext=b"hi", EncryptionContext={"tenant": "a\ud800"}
+    )
+    assert response["Error"]["Code"] == "SerializationException"
+    assert response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert response["ResponseMetadata"]["RetryAttempts"] == 0
+
+
 def test_unknown_members_are_ignored_and_nulls_are_absent(cloud: Cloud) -> None:
     answer = post(cloud, "TrentService.ListKeys", {"Limit": None, "Marker": None, "Extra": [1]})
     assert answer.status == 200
@@ -183,6 +271,32 @@ def test_a_decimal_is_read_as_an_integer(cloud: Cloud) -> None:
     answer = post(cloud, "TrentService.ListKeys", {"Limit": 1.9})
     assert answer.status == 200
     assert len(answer.error()["Keys"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("operation", "body"),
+    [("ListKeys", {"Limit": 2**31}), ("ListKeys", {"Limit": -(2**31) - 1}),
+     ("ListKeys", {"Limit": 2**31 + 0.5}), ("GenerateRandom", {"NumberOfBytes": 2**40}),
+     ("ScheduleKeyDeletion", {"KeyId": "alias/none", "PendingWindowInDays": 2**32})],
+)  # fmt: skip
+def test_an_integer_beyond_32_bits_does_not_parse(
+    shared: Cloud, operation: str, body: dict[str, Any]
+) -> None:
+    """An ``integer`` shape is a Java Integer: beyond it the body does not parse (no range
+    check, no ValidationException echoing the value)."""
+    answer = post(shared, f"TrentService.{operation}", body)
+    assert kms_error(answer) == (400, "SerializationException", None)
+
+
+def test_an_integer_within_32_bits_is_range_checked(shared: Cloud) -> None:
+    answer = post(shared, "TrentService.ListKeys", {"Limit": 2**31 - 1})
+    assert kms_error(answer) == (
+        400, "ValidationException",
+        "1 validation error detected: Value '2147483647' at 'limit' failed to satisfy "
+        "constraint: Member must have value less than or equal to 1000",
+    )  # fmt: skip
+    answer = post(shared, "TrentService.ListKeys", {"Limit": -(2**31)})
+    assert kms_error(answer)[:2] == (400, "ValidationException")
 
 
 # -- model validation -----------------------------------------------------------------------------

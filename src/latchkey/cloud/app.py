@@ -1,5 +1,9 @@
 """The local cloud's HTTP app: one listener, routed by ``X-Amz-Target`` / ``Action``.
 
+A request with ``X-Amz-Target``, or with an AWS JSON content type (``application/x-amz-json-1.0``
+or ``-1.1``) and none, is a JSON 1.1 (KMS) call, answered in JSON even when the target is
+missing; anything else (form-encoded bodies, query strings) is a query (IAM, STS) call.
+
 Each call: authenticate (SigV4) -> dispatch to the service's handler -> audit -> answer.
 The audit event is written before the answer; if it cannot be, the call fails.
 """
@@ -93,7 +97,9 @@ class CloudApp:
         if request.method == "GET" and request.path in ("/healthz", "/ping"):
             return Response(200, [("Content-Type", "text/plain")], b"ok\n")
         request_id = randombytes.uuid4()
-        if request.header("X-Amz-Target") is not None:
+        if request.header("X-Amz-Target") is not None or jsonproto.is_aws_json(
+            request.header("Content-Type")
+        ):
             return await self._json_call(request, peer, request_id)
         return await self._query_call(request, peer, request_id)
 

@@ -109,6 +109,8 @@ QUERY_AUTH_ERRORS = AuthErrors(
     expired_token=("ExpiredToken", 403),
 )
 
+#: AWS's words for a request with no signature at all, on every protocol.
+UNSIGNED_MESSAGE = "Request is missing Authentication Token"
 BAD_SIGNATURE_MESSAGE = (
     "The request signature we calculated does not match the signature you provided. "
     "Check your AWS Secret Access Key and signing method. "
@@ -180,7 +182,7 @@ class Authenticator:
         try:
             info = sigv4verify.parse_signed_request(request)
         except sigv4.MissingAuthentication:
-            raise fail(errors.missing, "Missing Authentication Token") from None
+            raise fail(errors.missing, UNSIGNED_MESSAGE) from None
         except sigv4.UnsignedHeader as exc:
             raise fail(errors.bad_signature, str(exc)) from None
         except sigv4.SigV4Error as exc:

@@ -17,6 +17,9 @@ and members botocore marks ``sensitive`` or this module redacts (``REDACTED_MEMB
 say ``Value at '<path>'`` whatever they hold, so no plaintext, password or token reaches an
 error message or the audit trail.
 
+An ``integer`` beyond 32 bits (a ``long`` beyond 64) is a ``SerializationException`` with no
+message, as a value that does not parse, before its range is checked.
+
 Unknown members are ignored; a ``null`` member counts as absent and is dropped, as is a ``null``
 list item; a decimal where an integer belongs is truncated, the way AWS reads it. These
 normalisations are made in place, so handlers see what AWS's handlers would.
@@ -54,6 +57,9 @@ MAX_ECHO = 4096
 #: of error messages like every other token.
 REDACTED_MEMBERS = frozenset({"GrantToken", "GrantTokens"})
 
+#: A value beyond its Java type (``integer``: 32-bit ``Integer``, ``long``: 64-bit ``Long``)
+#: does not parse: ``SerializationException`` before any range is checked.
+_INT_MAX = 2**31
 _LONG_MAX = 2**63
 
 
@@ -249,12 +255,15 @@ class _Blob(_Node):
 
 
 class _Integer(_Node):
-    __slots__ = ("high", "low")
+    """An ``integer`` or ``long`` shape; ``bound`` is its Java type's (``-bound <= v < bound``)."""
+
+    __slots__ = ("bound", "high", "low")
 
     def __init__(self, shape: Any, redact: bool) -> None:
         super().__init__(redact)
         self.low: int | None = shape.metadata.get("min")
         self.high: int | None = shape.metadata.get("max")
+        self.bound = _LONG_MAX if shape.type_name == "long" else _INT_MAX
 
     def check(self, value: Any, path: str, errors: _Errors) -> Any:
         if isinstance(value, bool) or not isinstance(value, int | float):
@@ -263,8 +272,8 @@ class _Integer(_Node):
             if not math.isfinite(value):
                 raise _Invalid("")
             value = int(value)  # AWS reads 1.5 as 1
-        if not -_LONG_MAX <= value < _LONG_MAX:
-            raise _Invalid("")  # beyond a Java long: AWS says nothing more
+        if not -self.bound <= value < self.bound:
+            raise _Invalid("")  # beyond a Java int (long): AWS says nothing more
         if self.low is not None and value < self.low:
             errors.add(path, value, self.redact, _min_value(self.low))
         if self.high is not None and value > self.high:
