@@ -1,12 +1,14 @@
 """Two versions of the local cloud side by side: is a change faster or slower?
 
 Starts ``latchkey up`` twice on CPU 0: A with ``PYTHONPATH=<--a-src>`` (a copy of another
-tree's ``src``, e.g. ``git archive REV src | tar -x -C /tmp/a``), B from this checkout. Both
-get the same keys and the same signed Encrypt requests (1 KiB, c=16, plain HTTP); windows
-alternate A, B, B, A, ... so a machine that speeds up or slows down meets both alike. Prints
-each side's windows, their medians and B/A.
+tree's ``src``, e.g. ``git archive REV src | tar -x -C /tmp/a``), B from this checkout (or
+from ``--b-src``). Both get the same number of keys (``--keys``, 16 by default) and signed
+Encrypt requests over all of them (1 KiB, c=16, plain HTTP); windows alternate A, B, B, A, ...
+so a machine that speeds up or slows down meets both alike. Prints each side's windows, their
+medians and B/A.
 
     .venv/bin/python bench/kms_ab.py --a-src /tmp/a/src --rounds 8 --duration 5
+    .venv/bin/python bench/kms_ab.py --a-src /tmp/a/src --b-src /tmp/b/src --keys 100000
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
 import statistics
 import sys
 import tempfile
@@ -23,21 +26,23 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import kms
-from kms_load import Target, call_many, drive, op_params, sign
+from kms_load import Target, drive, op_params, sign
 
 MARKER = b"CiphertextBlob"
 
 
-async def requests_for(target: Target) -> list[bytes]:
-    made = await call_many(target, [("CreateKey", {})] * 16, concurrency=4)
-    keys = [m["KeyMetadata"]["KeyId"] for m in made]
-    return [sign(target, "Encrypt", op_params("Encrypt", k, "A" * 1024)) for k in keys * 8]
+async def requests_for(target: Target, count: int) -> list[bytes]:
+    keys = kms.KeySet()
+    await kms.grow_keys(target, keys, count, "", ciphertexts=False)
+    ids = keys.key_ids * max(1, 128 // count)  # a few keys: each named several times
+    random.shuffle(ids)
+    return [sign(target, "Encrypt", op_params("Encrypt", k, "A" * 1024)) for k in ids]
 
 
 async def compare(
-    targets: dict[str, Target], rounds: int, seconds: float
+    targets: dict[str, Target], rounds: int, seconds: float, keys: int = 16
 ) -> dict[str, list[float]]:
-    signed = {name: await requests_for(t) for name, t in targets.items()}
+    signed = {name: await requests_for(t, keys) for name, t in targets.items()}
     for name, target in targets.items():  # warm both
         await drive(target, signed[name], MARKER, concurrency=16, duration=2)
     rates: dict[str, list[float]] = {name: [] for name in targets}
@@ -56,6 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--a-src", required=True, help="the other tree's src directory (A)")
     parser.add_argument("--rounds", type=int, default=8, help="windows per side (default 8)")
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per window")
+    parser.add_argument("--b-src", help="B's src directory (default: this checkout)")
+    parser.add_argument("--keys", type=int, default=16, help="keys per side (default 16)")
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="latchkey-kms-ab-"))
     servers = []
@@ -64,12 +71,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         server_a, targets_a = kms.start_latchkey(work, 0, "A")
         servers.append(server_a)
         del os.environ["PYTHONPATH"]
+        if args.b_src:
+            os.environ["PYTHONPATH"] = str(Path(args.b_src).resolve())
         server_b, targets_b = kms.start_latchkey(work, 0, "B")
+        os.environ.pop("PYTHONPATH", None)
         servers.append(server_b)
         if hasattr(os, "sched_setaffinity"):
             os.sched_setaffinity(0, {1})
         targets = {"A": targets_a[0], "B": targets_b[0]}  # the plain-HTTP listeners
-        rates = asyncio.run(compare(targets, args.rounds, args.duration))
+        rates = asyncio.run(compare(targets, args.rounds, args.duration, args.keys))
     finally:
         for server in servers:
             server.stop()
