@@ -362,6 +362,10 @@ class Node:
                 store, new, account=ACCOUNT, cloud=cloud, issuer_url=issuer.url
             ):
                 log.info("local cloud: set up %s", made)
+            if self.credentials is not None:
+                # Credentials of a changed or removed provider (another role, audience,
+                # endpoint...) or of a removed client are never served again.
+                self.credentials.retain(new)
 
         converge(config)
         control.on_change(converge)

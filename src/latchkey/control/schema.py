@@ -561,8 +561,15 @@ def _check_public_key(value: str) -> str:
     return value
 
 
-def _check_issuer(value: str) -> str:
-    return _check_sts_endpoint(value)  # the same rule: https, or http on loopback only
+def _check_https_url(value: str) -> str:
+    """An ``https://`` URL, even on loopback: a trust provider's tokens and keys are trusted
+    only over verified HTTPS (an issuer, a ``jwksUrl``)."""
+    if not value.startswith("https://"):
+        raise ValueError(
+            f"invalid URL {value!r}: must start with https:// (keys are only ever fetched "
+            "over verified HTTPS, also on loopback)"
+        )
+    return _check_sts_endpoint(value)  # and well formed: https://host[:port][/path]
 
 
 ProcessFact = Literal["exe", "uid", "cmdline", "exeSha256"]
@@ -570,16 +577,16 @@ ProcessFact = Literal["exe", "uid", "cmdline", "exeSha256"]
 
 class TrustProviderSpec(_Model):
     type: Literal["oidc", "process"]
-    issuer: Annotated[str, AfterValidator(_check_issuer)] | None = None
+    issuer: Annotated[str, AfterValidator(_check_https_url)] | None = None
     facts: list[ProcessFact] | None = None  # process: what must have been read from /proc
-    jwks_url: Annotated[str, AfterValidator(_check_issuer)] | None = Field(
+    jwks_url: Annotated[str, AfterValidator(_check_https_url)] | None = Field(
         default=None, alias="jwksUrl"
     )
     jwks: dict[str, list[dict[str, str | list[str]]]] | None = None
     public_key: Annotated[str, AfterValidator(_check_public_key)] | None = Field(
         default=None, alias="publicKey"
     )
-    audiences: list[Annotated[str, Field(min_length=1)]] = []
+    audiences: list[Annotated[str, Field(min_length=1)]] = []  # oidc: required, non-empty
 
     @model_validator(mode="after")
     def _one_key_source(self) -> TrustProviderSpec:
@@ -590,6 +597,9 @@ class TrustProviderSpec(_Model):
             raise ValueError("jwks needs a non-empty 'keys' list")
         if self.type == "oidc" and (self.issuer is None or self.facts is not None):
             raise ValueError("an oidc trust provider needs issuer (and takes no facts)")
+        if self.type == "oidc" and not self.audiences:
+            raise field_error("audiences", "an oidc trust provider needs audiences (a non-empty "
+                              "list; a token's aud must name one of them exactly)")  # fmt: skip
         if self.type == "process" and (self.issuer is not None or given or self.audiences):
             raise ValueError("a process trust provider takes only facts")
         return self

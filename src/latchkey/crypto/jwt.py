@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -217,13 +218,21 @@ def verify_jwt(
 
 
 def _number(claims: Mapping[str, object], name: str) -> float:
+    """A NumericDate claim as a finite float (RFC 7519 section 2); else ``malformed``.
+
+    JSON has no infinity, but ``1e400`` parses to ``inf`` (and ``-1e400`` to ``-inf``): such a
+    token would never expire, or break whoever formats the time.
+    """
     value = claims[name]
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidToken("malformed", f"{name} is not a number")
     try:
-        return float(value)
+        number = float(value)
     except OverflowError:
         raise InvalidToken("malformed", f"{name} is out of range") from None
+    if not math.isfinite(number):
+        raise InvalidToken("malformed", f"{name} is out of range")
+    return number
 
 
 def check_claims(
@@ -241,7 +250,7 @@ def check_claims(
     must then be a non-empty string), ``bad_issuer``, ``bad_audience`` (``aud`` may be a
     string or a list; one match is enough), ``expired`` (``now`` at or past ``exp + leeway``),
     ``not_yet_valid`` (``nbf``/``iat`` later than ``now + leeway``), ``malformed``
-    (non-numeric times).
+    (non-numeric or non-finite times, e.g. ``1e400``; every time claim present is checked).
     """
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be a timezone-aware datetime")
@@ -261,8 +270,10 @@ def check_claims(
     ):
         raise InvalidToken("bad_audience")
     ts, slack = now.timestamp(), leeway.total_seconds()
-    if ts >= _number(claims, "exp") + slack:
+    exp = _number(claims, "exp")
+    starts = [(name, _number(claims, name)) for name in ("nbf", "iat") if name in claims]
+    if ts >= exp + slack:
         raise InvalidToken("expired")
-    for name in ("nbf", "iat"):
-        if name in claims and _number(claims, name) > ts + slack:
+    for name, value in starts:
+        if value > ts + slack:
             raise InvalidToken("not_yet_valid", name)

@@ -1,7 +1,10 @@
 """Short-lived AWS credentials by OIDC federation, cached per (provider, client workload).
 
 Flow: the idp mints a JWT for the client workload -> STS AssumeRoleWithWebIdentity swaps it
-for temporary keys -> cached. Lifecycle per (provider, client):
+for temporary keys -> cached. The cache key is the credential provider's whole configuration
+(role, audience, STS endpoint, region, session duration and name...) and the client's name, so
+an edited provider never serves keys fetched for its old configuration; :meth:`CredentialCache.
+retain` drops what a new configuration no longer has. Lifecycle per (provider, client):
 
 - after 80 % of the lifetime a request still gets the cached keys and starts one background
   refresh (single-flight: concurrent requests share one STS call);
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 import logging
 import ssl
 import time
@@ -28,11 +32,17 @@ import httpx
 
 from latchkey.aws.sigv4 import Credentials
 from latchkey.clock import Clock
-from latchkey.control.model import ClientWorkload, CredentialProvider
+from latchkey.control.model import ClientWorkload, Config, CredentialProvider
 
 log = logging.getLogger("latchkey.edge.credentials")
 
 STS_NS = "{https://sts.amazonaws.com/doc/2011-06-15/}"
+MAX_SESSION_NAME = 64  # AWS's limit on RoleSessionName
+
+# (the provider's whole configuration, the client workload's name): frozen dataclasses hash
+# and compare by value, so an unchanged provider of a reloaded configuration finds its entry
+# and a changed one (another role, audience, endpoint...) does not.
+CacheKey = tuple[CredentialProvider, str]
 
 
 class TokenSource(Protocol):
@@ -77,6 +87,19 @@ class CachedCredentials:
 
 def sts_endpoint(provider: CredentialProvider) -> str:
     return provider.sts_endpoint or f"https://sts.{provider.region}.amazonaws.com"
+
+
+def role_session_name(provider: CredentialProvider, client: ClientWorkload) -> str:
+    """The RoleSessionName sent: the provider's, else ``latchkey-<client>``; a name over
+    AWS's 64 characters keeps 55 of them and ends in ``-`` and 8 hex digits of the SHA-256 of
+    the client's name, so long client names that differ only at the end stay distinct."""
+    if provider.role_session_name:
+        return provider.role_session_name[:MAX_SESSION_NAME]  # (the schema allows <= 64)
+    name = f"latchkey-{client.name}"
+    if len(name) <= MAX_SESSION_NAME:
+        return name
+    digest = hashlib.sha256(client.name.encode()).hexdigest()[:8]
+    return f"{name[:55]}-{digest}"
 
 
 def parse_sts_response(body: bytes) -> tuple[Credentials, dt.datetime]:
@@ -127,9 +150,9 @@ class CredentialCache:
         self._ssl = ssl_context
         self._timeout = timeout
         self._retry_delays = retry_delays
-        self._cache: dict[tuple[str, str], CachedCredentials] = {}
-        self._inflight: dict[tuple[str, str], asyncio.Task[CachedCredentials]] = {}
-        self._last_failure: dict[tuple[str, str], tuple[float, str]] = {}
+        self._cache: dict[CacheKey, CachedCredentials] = {}
+        self._inflight: dict[CacheKey, asyncio.Task[CachedCredentials]] = {}
+        self._last_failure: dict[CacheKey, tuple[float, str]] = {}
         self.fetches = 0  # STS calls made (each try counts)
         self.failures = 0  # refreshes that failed after their retries
         self.background_refreshes = 0
@@ -142,7 +165,7 @@ class CredentialCache:
     ) -> tuple[Credentials, str]:
         """The credentials and how they were had: ``cached``, ``refreshing`` (cached, while a
         background refresh runs or waits out a failure) or ``fetched`` (this request waited)."""
-        key = (provider.name, client.name)
+        key = (provider, client.name)
         now = self._clock.now()
         cached = self._cache.get(key)
         if cached is not None and cached.fresh(now):
@@ -161,8 +184,28 @@ class CredentialCache:
             raise CredentialError(f"no usable credentials for client {client.name} via "
                                   f"{provider.name}: {exc}") from None  # fmt: skip
 
+    def retain(self, config: Config) -> int:
+        """Forget the credentials, failure notes and in-flight refreshes of providers (as
+        configured: a changed provider counts as gone) or clients ``config`` no longer has;
+        the number of cached credentials dropped. Called when the configuration changes."""
+        providers = frozenset(config.credential_providers)
+        clients = frozenset(c.name for c in config.client_workloads)
+
+        def gone(key: CacheKey) -> bool:
+            return key[0] not in providers or key[1] not in clients
+
+        dropped = 0
+        for store in (self._cache, self._last_failure, self._inflight):
+            for key in [k for k in store if gone(k)]:
+                del store[key]  # a retired refresh still answers whoever awaits it
+                dropped += store is self._cache
+        if dropped:
+            log.info("dropped %d cached credential(s) of changed or removed credential "
+                     "providers or client workloads", dropped)  # fmt: skip
+        return dropped
+
     def _refresh(
-        self, key: tuple[str, str], provider: CredentialProvider, client: ClientWorkload
+        self, key: CacheKey, provider: CredentialProvider, client: ClientWorkload
     ) -> asyncio.Task[CachedCredentials]:
         """The one refresh of ``key`` in flight, started if there is none."""
         task = self._inflight.get(key)
@@ -172,8 +215,12 @@ class CredentialCache:
             task.add_done_callback(lambda done: self._refreshed(key, done))
         return task
 
-    def _refreshed(self, key: tuple[str, str], task: asyncio.Task[CachedCredentials]) -> None:
-        self._inflight.pop(key, None)
+    def _refreshed(self, key: CacheKey, task: asyncio.Task[CachedCredentials]) -> None:
+        if self._inflight.get(key) is not task:  # retired by retain(): the provider or client
+            if not task.cancelled():  # left the configuration; its result is not cached
+                task.exception()  # (retrieved: no "never retrieved" warning)
+            return
+        del self._inflight[key]
         if task.cancelled():
             return
         exc = task.exception()
@@ -185,10 +232,11 @@ class CredentialCache:
         self._last_failure[key] = (time.monotonic(), str(exc))
         if key in self._cache:
             log.warning("credential refresh for client %s via %s failed (%s); serving the "
-                        "cached credentials until they expire", key[1], key[0], exc)  # fmt: skip
+                        "cached credentials until they expire", key[1], key[0].name,
+                        exc)  # fmt: skip
 
     async def _fetch_with_retries(
-        self, key: tuple[str, str], provider: CredentialProvider, client: ClientWorkload
+        self, key: CacheKey, provider: CredentialProvider, client: ClientWorkload
     ) -> CachedCredentials:
         for delay in (*self._retry_delays, None):
             try:
@@ -211,7 +259,7 @@ class CredentialCache:
             )
         except Exception as exc:  # a broken keyring must not take the edge down
             raise CredentialError(f"the idp cannot sign a token: {exc}") from None
-        session_name = (provider.role_session_name or f"latchkey-{client.name}")[:64]
+        session_name = role_session_name(provider, client)
         form = {
             "Action": "AssumeRoleWithWebIdentity",
             "Version": "2011-06-15",

@@ -3,7 +3,8 @@
 A workload presents a JWT as ``Proxy-Authorization: Bearer TOKEN`` or as the password of
 Basic proxy auth (``HTTPS_PROXY=http://workload:TOKEN@127.0.0.1:8000``). Each trust provider
 named by a token identity checks it: signature against its keys (inline, a JWKS URL, or the
-issuer's discovery document — always over verified HTTPS), then ``iss``, ``aud``, ``exp``.
+issuer's discovery document — always over verified HTTPS), then ``iss``, ``aud`` (exactly one
+of the provider's ``audiences``), ``exp``.
 The token itself never reaches a log line or an error message.
 """
 
@@ -11,18 +12,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import ssl
-import time
-from collections.abc import Iterable, Mapping
-
-import httpx
+from collections.abc import Iterable
 
 from latchkey.clock import Clock
+from latchkey.cloud.sts.discovery import DiscoveryError, JwksFetcher, RefreshLimited
 from latchkey.control.model import TokenCheck, TrustProvider
 from latchkey.crypto.jwt import InvalidToken, check_claims, verify_jwt
 
-CACHE_SECONDS = 300.0
 MAX_TOKEN_CHARS = 16_384
 
 REASONS = {
@@ -59,76 +56,59 @@ def extract_token(headers: Iterable[tuple[str, str]]) -> str | None:
 
 
 class TrustVerifier:
-    """Verifies presented tokens for trust providers; JWKS are cached per provider."""
+    """Verifies presented tokens for trust providers.
 
-    def __init__(self, clock: Clock, ssl_context: ssl.SSLContext, *, timeout: float = 5.0) -> None:
+    Keys come from a :class:`JwksFetcher` (the one the cloud's STS uses), cached per (issuer,
+    JWKS URL) -- so a trust provider whose issuer or ``jwksUrl`` is edited never verifies with
+    the keys of the old one -- for five minutes. A token whose ``kid`` is not in the cached keys
+    makes one new fetch (the issuer rotated its key), at most once a minute per issuer; after
+    a failed fetch, the issuer is not asked again for five seconds (the check fails at once).
+    Bodies are capped at 256 KiB; only ``https://``, no redirects.
+    """
+
+    def __init__(
+        self,
+        clock: Clock,
+        ssl_context: ssl.SSLContext,
+        *,
+        timeout: float = 5.0,
+        fetcher: JwksFetcher | None = None,
+    ) -> None:
         self._clock = clock
-        self._ssl = ssl_context
-        self._timeout = timeout
-        self._cache: dict[str, tuple[float, Mapping[str, object]]] = {}
+        self._keys = fetcher if fetcher is not None else JwksFetcher(ssl_context, timeout=timeout)
 
     async def check(self, provider: TrustProvider, token: str) -> TokenCheck:
         if provider.type != "oidc":
             return TokenCheck(error=f"trust provider '{provider.name}' does not verify tokens")
+        if not provider.audiences:  # (the schema requires them: aud is matched exactly)
+            return TokenCheck(error=f"trust provider '{provider.name}' names no audiences")
         if len(token) > MAX_TOKEN_CHARS:
             return TokenCheck(error="token too long")
         try:
-            jwks = await self._jwks(provider)
-        except OSError as exc:  # httpx errors are mapped to OSError below
-            return TokenCheck(error=f"keys of trust provider unavailable ({exc})")
-        try:
-            _header, claims = verify_jwt(token, jwks)
-            audiences = provider.audiences or _token_audiences(claims)
-            check_claims(claims, issuer=provider.issuer, audiences=audiences, now=self._clock.now())
+            claims = await self._verified_claims(provider, token)
+            check_claims(
+                claims, issuer=provider.issuer, audiences=provider.audiences, now=self._clock.now()
+            )
         except InvalidToken as exc:
             return TokenCheck(error=REASONS.get(exc.reason, exc.reason))
+        except RefreshLimited:
+            return TokenCheck(error="keys of trust provider unavailable (fetched too recently)")
+        except DiscoveryError as exc:
+            return TokenCheck(error=f"keys of trust provider unavailable ({exc})")
         return TokenCheck(claims=claims)
 
-    async def _jwks(self, provider: TrustProvider) -> Mapping[str, object]:
+    async def _verified_claims(self, provider: TrustProvider, token: str) -> dict[str, object]:
         if provider.jwks is not None:
-            return provider.jwks
-        cached = self._cache.get(provider.name)
-        if cached is not None and time.monotonic() - cached[0] < CACHE_SECONDS:
-            return cached[1]
-        async with httpx.AsyncClient(
-            verify=self._ssl, timeout=self._timeout, follow_redirects=False, trust_env=False
-        ) as client:
-            url = provider.jwks_url
-            if url is None:
-                discovery = await _get_json(
-                    client, provider.issuer.rstrip("/") + "/.well-known/openid-configuration"
-                )
-                if discovery.get("issuer") != provider.issuer:
-                    raise OSError("the discovery document names a different issuer")
-                found = discovery.get("jwks_uri")
-                if not isinstance(found, str) or not found.startswith("https://"):
-                    raise OSError("the discovery document has no https jwks_uri")
-                url = found
-            jwks = await _get_json(client, url)
-        if not isinstance(jwks.get("keys"), list):
-            raise OSError("the JWKS has no keys")
-        self._cache[provider.name] = (time.monotonic(), jwks)
-        return jwks
-
-
-def _token_audiences(claims: Mapping[str, object]) -> list[str]:
-    aud = claims.get("aud")
-    if isinstance(aud, str):
-        return [aud]
-    return [a for a in aud if isinstance(a, str)] if isinstance(aud, list) else []
-
-
-async def _get_json(client: httpx.AsyncClient, url: str) -> dict[str, object]:
-    try:
-        resp = await client.get(url)
-    except httpx.HTTPError as exc:
-        raise OSError(f"cannot fetch {url}: {exc.__class__.__name__}") from None
-    if resp.status_code != 200:
-        raise OSError(f"{url} answered HTTP {resp.status_code}")
-    try:
-        value = json.loads(resp.content)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise OSError(f"{url} answered something that is not JSON") from None
-    if not isinstance(value, dict):
-        raise OSError(f"{url} answered JSON that is not an object")
-    return value
+            return verify_jwt(token, provider.jwks)[1]
+        keys = await self._keys.keys(provider.issuer, jwks_url=provider.jwks_url)
+        try:
+            return verify_jwt(token, keys.jwks)[1]
+        except InvalidToken as exc:
+            if exc.reason != "unknown_kid":
+                raise
+        # The issuer may have rotated its key: fetch once more, unless it was fetched under a
+        # minute ago (None), so tokens with unknown kids cannot make the edge hammer it.
+        fresh = await self._keys.refresh(provider.issuer, jwks_url=provider.jwks_url)
+        if fresh is None:
+            raise InvalidToken("unknown_kid")
+        return verify_jwt(token, fresh.jwks)[1]

@@ -126,13 +126,14 @@ def test_discovery_and_jwks_url_over_verified_https(
     url, ca_file, seen = issuer_server
     clock = FrozenClock(NOW)
     verifier = TrustVerifier(clock, client_ssl_context([ca_file], use_system_store=False))
-    by_discovery = TrustProvider("gh", "oidc", url)
-    presented = token(iss=url, aud="anything")
+    by_discovery = TrustProvider("gh", "oidc", url, audiences=("latchkey",))
+    presented = token(iss=url)
 
     async def run() -> list[TokenCheck]:
         first = await verifier.check(by_discovery, presented)
         second = await verifier.check(by_discovery, presented)  # cached: no new fetch
-        direct = await verifier.check(TrustProvider("gh2", "oidc", url, jwks_url=url + "/keys"),
+        direct = await verifier.check(TrustProvider("gh2", "oidc", url, jwks_url=url + "/keys",
+                                                    audiences=("latchkey",)),
                                       presented)  # fmt: skip
         return [first, second, direct]
 
@@ -141,7 +142,9 @@ def test_discovery_and_jwks_url_over_verified_https(
     assert seen == ["/.well-known/openid-configuration", "/keys", "/keys"]
 
     untrusting = TrustVerifier(clock, client_ssl_context([], use_system_store=True))
-    refused = asyncio.run(untrusting.check(TrustProvider("x", "oidc", url), presented))
+    refused = asyncio.run(
+        untrusting.check(TrustProvider("x", "oidc", url, audiences=("latchkey",)), presented)
+    )
     assert refused.claims is None
     assert refused.error is not None
     assert "unavailable" in refused.error
@@ -190,7 +193,7 @@ def test_trust_provider_with_a_pem_public_key() -> None:
     pem = _public_pem(KEY).replace("\n", "\n    ")
     config = load_config_text(
         "apiVersion: latchkey/v1\nkind: TrustProvider\nmetadata: {name: pem}\nspec:\n"
-        f"  type: oidc\n  issuer: {ISSUER}\n  publicKey: |\n    {pem}\n"
+        f"  type: oidc\n  issuer: {ISSUER}\n  audiences: [latchkey]\n  publicKey: |\n    {pem}\n"
     )
     provider = config.trust_provider("pem")
     verifier = TrustVerifier(FrozenClock(NOW), client_ssl_context())
@@ -212,5 +215,6 @@ def test_bad_public_keys_are_config_errors(value: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_config_text(
             "apiVersion: latchkey/v1\nkind: TrustProvider\nmetadata: {name: pem}\nspec:\n"
-            f"  type: oidc\n  issuer: {ISSUER}\n  publicKey: |\n    {body}\n"
+            f"  type: oidc\n  issuer: {ISSUER}\n  audiences: [latchkey]\n"
+            f"  publicKey: |\n    {body}\n"
         )

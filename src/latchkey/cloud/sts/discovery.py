@@ -1,5 +1,9 @@
 """Fetching an OIDC issuer's discovery document and JWKS, over verified HTTPS only.
 
+Used by the cloud's STS (keys found through discovery) and by the edge's trust providers,
+which may instead name the JWKS URL themselves (``jwks_url``: then no discovery document is
+read). Everything below is per (issuer, JWKS URL given or ``None``).
+
 Caching and rate limits (all per issuer, compared case-insensitively, so an attacker cannot
 multiply fetches by varying the case of ``iss`` or spraying unknown ``kid`` values):
 
@@ -12,7 +16,8 @@ multiply fetches by varying the case of ``iss`` or spraying unknown ``kid`` valu
 - concurrent fetches of one issuer are coalesced into one.
 
 Keys named inside a token (``jku``, ``x5u``...) are never fetched: only ``<iss>/.well-known/
-openid-configuration`` and the ``jwks_uri`` it names, both ``https://``, redirects refused.
+openid-configuration`` and the ``jwks_uri`` it names (or the configured ``jwks_url``), all
+``https://``, redirects refused, documents at most :data:`MAX_DOCUMENT_BYTES`.
 """
 
 from __future__ import annotations
@@ -51,6 +56,10 @@ class IssuerKeys:
     algorithms: tuple[str, ...] | None  # id_token_signing_alg_values_supported, if given
 
 
+# (issuer, the JWKS URL to fetch directly -- None: the one discovery names)
+_Source = tuple[str, str | None]
+
+
 class JwksFetcher:
     """Issuer -> keys, through ``/.well-known/openid-configuration``, cached and rate limited."""
 
@@ -70,85 +79,95 @@ class JwksFetcher:
         self._refresh_interval = refresh_interval
         self._failure_backoff = failure_backoff
         self._now = monotonic
-        self._cache: dict[str, tuple[float, IssuerKeys]] = {}  # exact issuer -> keys
-        self._last_success: dict[str, float] = {}  # canonical issuer -> time
-        self._last_failure: dict[str, tuple[float, str]] = {}  # exact -> (time, reason)
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._cache: dict[_Source, tuple[float, IssuerKeys]] = {}  # exact issuer -> keys
+        self._last_success: dict[_Source, float] = {}  # canonical issuer -> time
+        self._last_failure: dict[_Source, tuple[float, str]] = {}  # exact -> (time, reason)
+        self._locks: dict[_Source, asyncio.Lock] = {}
         self.fetches = 0  # discovery round trips attempted (for tests and metrics)
 
     # -- public ----------------------------------------------------------------------------
 
-    async def keys(self, issuer: str) -> IssuerKeys:
-        """The issuer's keys, from the cache when fresh, else fetched (rate limits apply).
+    async def keys(self, issuer: str, *, jwks_url: str | None = None) -> IssuerKeys:
+        """The issuer's keys, from the cache when fresh, else fetched (rate limits apply):
+        from ``jwks_url`` when given, else from the ``jwks_uri`` of its discovery document.
 
         Raises :class:`DiscoveryError` (unreachable, bad documents) or :class:`RefreshLimited`.
         """
-        fresh = self._fresh(issuer, self._cache_seconds)
+        source = (issuer, jwks_url)
+        fresh = self._fresh(source, self._cache_seconds)
         if fresh is not None:
             return fresh
-        async with self._lock(issuer):
-            fresh = self._fresh(issuer, self._cache_seconds)
+        async with self._lock(source):
+            fresh = self._fresh(source, self._cache_seconds)
             if fresh is not None:
                 return fresh
-            if self._recently_fetched(issuer):
+            if self._recently_fetched(source):
                 raise RefreshLimited(issuer)
-            return await self._fetch(issuer)
+            return await self._fetch(source)
 
-    async def refresh(self, issuer: str) -> IssuerKeys | None:
+    async def refresh(self, issuer: str, *, jwks_url: str | None = None) -> IssuerKeys | None:
         """Fetch again (after an unknown ``kid``), unless that happened under
         :data:`REFRESH_INTERVAL` ago: then ``None`` and no network traffic."""
-        async with self._lock(issuer):
-            if self._recently_fetched(issuer):
+        source = (issuer, jwks_url)
+        async with self._lock(source):
+            if self._recently_fetched(source):
                 return None
-            return await self._fetch(issuer)
+            return await self._fetch(source)
 
-    async def jwks(self, issuer: str, *, refresh: bool = False) -> dict[str, Any]:
+    async def jwks(
+        self, issuer: str, *, refresh: bool = False, jwks_url: str | None = None
+    ) -> dict[str, Any]:
         """Just the JWKS (``refresh`` honours the rate limit: a limited refresh is the cache)."""
         if refresh:
-            fetched = await self.refresh(issuer)
+            fetched = await self.refresh(issuer, jwks_url=jwks_url)
             if fetched is not None:
                 return fetched.jwks
-        return (await self.keys(issuer)).jwks
+        return (await self.keys(issuer, jwks_url=jwks_url)).jwks
 
     # -- internals -------------------------------------------------------------------------
 
     @staticmethod
-    def _canonical(issuer: str) -> str:
-        return issuer.rstrip("/").lower()
+    def _canonical(source: _Source) -> _Source:
+        return source[0].rstrip("/").lower(), source[1]
 
-    def _lock(self, issuer: str) -> asyncio.Lock:
-        return self._locks.setdefault(self._canonical(issuer), asyncio.Lock())
+    def _lock(self, source: _Source) -> asyncio.Lock:
+        return self._locks.setdefault(self._canonical(source), asyncio.Lock())
 
-    def _fresh(self, issuer: str, max_age: float) -> IssuerKeys | None:
-        cached = self._cache.get(issuer)
+    def _fresh(self, source: _Source, max_age: float) -> IssuerKeys | None:
+        cached = self._cache.get(source)
         if cached is not None and self._now() - cached[0] < max_age:
             return cached[1]
         return None
 
-    def _recently_fetched(self, issuer: str) -> bool:
-        last = self._last_success.get(self._canonical(issuer))
+    def _recently_fetched(self, source: _Source) -> bool:
+        last = self._last_success.get(self._canonical(source))
         return last is not None and self._now() - last < self._refresh_interval
 
-    async def _fetch(self, issuer: str) -> IssuerKeys:
-        failed = self._last_failure.get(issuer)
+    async def _fetch(self, source: _Source) -> IssuerKeys:
+        failed = self._last_failure.get(source)
         if failed is not None and self._now() - failed[0] < self._failure_backoff:
             raise DiscoveryError(failed[1])
         self.fetches += 1
         try:
-            keys = await self._download(issuer)
+            keys = await self._download(*source)
         except DiscoveryError as exc:
-            self._last_failure[issuer] = (self._now(), str(exc))
+            self._last_failure[source] = (self._now(), str(exc))
             raise
-        self._last_failure.pop(issuer, None)
+        self._last_failure.pop(source, None)
         now = self._now()
-        self._last_success[self._canonical(issuer)] = now
-        self._cache[issuer] = (now, keys)
+        self._last_success[self._canonical(source)] = now
+        self._cache[source] = (now, keys)
         return keys
 
-    async def _download(self, issuer: str) -> IssuerKeys:
+    async def _download(self, issuer: str, jwks_url: str | None) -> IssuerKeys:
         async with httpx.AsyncClient(
             verify=self._ssl, timeout=self._timeout, follow_redirects=False, trust_env=False
         ) as client:
+            if jwks_url is not None:  # configured: no discovery document (and no algorithms)
+                jwks = await self._get_json(client, jwks_url)
+                if not isinstance(jwks.get("keys"), list):
+                    raise DiscoveryError("the JWKS has no keys")
+                return IssuerKeys(issuer=issuer, jwks=jwks, algorithms=None)
             config = await self._get_json(client, issuer.rstrip("/") + DISCOVERY_PATH)
             if config.get("issuer") != issuer:
                 raise DiscoveryError("the discovery document names a different issuer")
@@ -168,7 +187,7 @@ class JwksFetcher:
 
     async def _get_json(self, client: httpx.AsyncClient, url: str) -> dict[str, Any]:
         if not url.startswith("https://"):
-            raise DiscoveryError("refusing a non-HTTPS URL from the discovery document")
+            raise DiscoveryError("refusing a non-HTTPS URL for keys or discovery")
         body = bytearray()
         try:
             async with client.stream("GET", url) as resp:

@@ -11,6 +11,7 @@ role's trust policy (``AccessDenied``) -> duration -> credentials.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from collections.abc import Collection, Mapping
 from typing import Any
@@ -172,7 +173,8 @@ def _check_claims(
     except InvalidToken as exc:
         if exc.reason == "expired":
             exp = claims.get("exp")
-            shown = int(exp) if isinstance(exp, int | float) else exp
+            # (check_claims refuses a non-finite exp as malformed; int(inf) would raise)
+            shown = int(exp) if isinstance(exp, int | float) and math.isfinite(exp) else exp
             raise AwsError(
                 "ExpiredTokenException",
                 f"Token expired: current date/time {int(now.timestamp())} must be before "
