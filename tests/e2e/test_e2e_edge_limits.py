@@ -1,6 +1,7 @@
 """The edge's limits and timeouts against a running node, each ending in a clear status before
 anything reaches the upstream: passthrough deny (403), a stalled request head (408), an
-oversize header (431) or body (413), and an upstream that does not answer in time (504)."""
+oversize header (431) or body (413), an upstream that does not answer in time (504), and more
+requests at once than the edge takes (503, shed)."""
 
 from __future__ import annotations
 
@@ -48,6 +49,7 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
     up: UpProcess = start_up_process(
         tmp / "data", "--config", str(config), "--passthrough", "deny",
         "--header-timeout", "1", "--upstream-timeout", "1", "--max-body-bytes", "1024",
+        "--max-inflight", "1",
     )  # fmt: skip
     DATA_DIRS.append(up.data_dir)
     try:
@@ -188,6 +190,30 @@ def test_a_slow_upstream_gets_504(edge: tuple[str, int]) -> None:
     assert reply.startswith(b"HTTP/1.1 504 ")
     assert time.monotonic() - started < 5  # bounded by the 1 s timeout, not the 60 s default
     assert b"no answer within 1 s" in reply
+
+
+def test_a_request_beyond_max_inflight_is_shed_with_503(edge: tuple[str, int]) -> None:
+    """--max-inflight 1: while one request waits for the (slow) upstream, another is answered
+    at once, 503 with Retry-After and the reason, and is not forwarded; then served again."""
+    with tunnel(edge) as slow, tunnel(edge) as other:
+        slows = Upstream.requests.count("/slow")
+        slow.sendall(b"GET /slow HTTP/1.1\r\nHost: plain.internal.example\r\n\r\n")
+        deadline = time.monotonic() + 5
+        while Upstream.requests.count("/slow") == slows and time.monotonic() < deadline:
+            time.sleep(0.01)  # until the slow request is in progress
+        before = len(Upstream.requests)
+        other.sendall(b"GET /shed HTTP/1.1\r\nHost: plain.internal.example\r\n\r\n")
+        started = time.monotonic()
+        shed = answer(other)
+        assert time.monotonic() - started < 0.5  # at once, not after the slow one
+        assert shed.startswith(b"HTTP/1.1 503 "), shed
+        assert b"Retry-After: 1\r\n" in shed
+        assert b"x-latchkey-reason: Overloaded" in shed
+        assert b"limit of 1 requests at once" in shed
+        assert len(Upstream.requests) == before  # never forwarded
+        assert answer(slow).startswith(b"HTTP/1.1 504 ")
+        other.sendall(b"GET /ok HTTP/1.1\r\nHost: plain.internal.example\r\n\r\n")
+        assert answer(other).startswith(b"HTTP/1.1 200 ")  # the same connection, kept
 
 
 def test_metrics(edge: tuple[str, int]) -> None:

@@ -70,6 +70,16 @@ def _seconds(value: str) -> float:
     return seconds
 
 
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {value!r}")
+    return number
+
+
 def _microseconds(value: str) -> int:
     try:
         micros = int(value)
@@ -91,6 +101,7 @@ def _edge_settings(args: argparse.Namespace) -> EdgeSettings:
         response_timeout=args.upstream_timeout,
         max_body_bytes=args.max_body_bytes,
         busy_poll=args.busy_poll / 1e6,
+        max_inflight=args.max_inflight,
     )
 
 
@@ -201,6 +212,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=8 * 1024 * 1024,
         metavar="N",
         help="largest request body the edge buffers (413 beyond; default 8 MiB)",
+    )
+    up.add_argument(
+        "--max-inflight",
+        type=_positive,
+        default=1024,
+        metavar="N",
+        help="requests the edge works on at once; beyond, a request is answered 503 with "
+        "Retry-After at once, in its target's protocol (default 1024)",
     )
     up.add_argument(
         "--busy-poll",

@@ -14,6 +14,7 @@ class Reason(enum.Enum):
     NO_MATCHING_POLICY = "NoMatchingPolicy"
     CONDITION_FAILED = "ConditionFailed"
     CREDENTIAL_UNAVAILABLE = "CredentialUnavailable"
+    OVERLOADED = "Overloaded"  # (not a decision: the edge shed the request)
 
 
 @dataclass(frozen=True, slots=True)

@@ -120,10 +120,16 @@ class EdgeSettings:
     # While an upstream that answered within this many seconds last time is awaited, the loop
     # polls instead of sleeping (see ``latchkey.http.busypoll``); 0 turns that off.
     busy_poll: float = 0.0003
+    max_inflight: int = 1024  # requests in progress at once; beyond, 503 + Retry-After (shed)
 
 
 def deny_response(
-    server: ServerWorkload, denied: Denied, request: Request, host: str, status: int = 403
+    server: ServerWorkload,
+    denied: Denied,
+    request: Request,
+    host: str,
+    status: int = 403,
+    retry_after: int = 5,  # (503 only)
 ) -> Response:
     """A refusal in the shape the target's clients parse: AWS's error shape of the request's
     protocol (JSON, query XML, S3 XML) for AWS targets, plain JSON otherwise."""
@@ -141,7 +147,7 @@ def deny_response(
         ).encode()
         headers.append(("Content-Type", "application/json"))
     if status == 503:
-        headers.append(("Retry-After", "5"))
+        headers.append(("Retry-After", str(retry_after)))
     return Response(status, headers, body)
 
 
@@ -699,10 +705,13 @@ class Edge:
                 body = ClientBody(conn, parser, pending, request, timeout=timeout)
             self._busy.working += 1
             try:
-                answer, outcome = await self._handle(
-                    request, evidence, server, host, body, memo,
-                    None if request.http_version == "1.0" else interims,
-                )  # fmt: skip
+                if self._busy.working > self._settings.max_inflight:
+                    answer, outcome = self._shed(request, server, host)
+                else:
+                    answer, outcome = await self._handle(
+                        request, evidence, server, host, body, memo,
+                        None if request.http_version == "1.0" else interims,
+                    )  # fmt: skip
                 response = answer.head if isinstance(answer, StreamedResponse) else answer
                 # A body left unread cannot be skipped safely: close after answering.
                 unread = body is not None and not body.finished
@@ -761,6 +770,17 @@ class Edge:
                 outcome.upstream_status,  # upstream_status
             )
         )
+
+    def _shed(
+        self, request: Request, server: ServerWorkload, host: str
+    ) -> tuple[Response | StreamedResponse, Outcome]:
+        """Overload: more requests in progress than ``max_inflight``. Answered at once, 503 with
+        ``Retry-After`` in the target's protocol (SDKs retry a 503 with backoff), so a burst
+        is shed instead of queueing without bound."""
+        limit = self._settings.max_inflight
+        shed = Denied(Reason.OVERLOADED, f"the edge is working on its limit of {limit} "
+                      "requests at once; retry shortly")  # fmt: skip
+        return deny_response(server, shed, request, host, 503, retry_after=1), Outcome.denied(shed)
 
     async def _leaf_for(self, host: str, decided: list[Any]) -> ssl.SSLContext | None:
         """The host's server context. A leaf is minted only for a caller whose access policy
