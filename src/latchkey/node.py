@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import errno
+import fcntl
 import ipaddress
 import json
 import logging
@@ -119,6 +120,10 @@ class DataPaths:
         return self.root / "control.db"
 
     @property
+    def lock(self) -> Path:
+        return self.root / "latchkey.lock"
+
+    @property
     def default_config(self) -> Path:
         return self.root / "config.default.yaml"
 
@@ -162,6 +167,23 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def lock_data_dir(paths: DataPaths) -> int:
+    """An exclusive lock on the data directory, held while the node runs (its file descriptor;
+    closing it releases the lock, as the process ending does). A second node on the same
+    directory would fork the audit chain and write the stores behind the first one's caches:
+    it is refused before it touches anything."""
+    fd = os.open(paths.lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise StartupError(
+            f"another latchkey is running on {paths.root} (it holds {paths.lock}); stop it "
+            "first, or give this one another --data-dir"
+        ) from None
+    return fd
 
 
 def prepare_data_dir(path: Path) -> DataPaths:
@@ -212,6 +234,7 @@ class Node:
         self.root_key: RootKey | None = None
         self._preload_stop = threading.Event()
         self._preload: threading.Thread | None = None
+        self._lock: int | None = None  # the data directory's lock, while started
 
     async def _load_secrets(
         self, config: Config | None
@@ -260,6 +283,7 @@ class Node:
         return f"cannot listen on {where[0]}:{where[1]} for the {part}: {why}"
 
     async def start(self) -> RunInfo:
+        self._lock = lock_data_dir(self.paths)
         given = None
         if self.config_paths:  # a bad file stops us before anything is touched
             given = load_config_paths(self.config_paths)
@@ -445,6 +469,8 @@ class Node:
             log.info("cloud: %d keys read into memory in %.1f s", count, time.monotonic() - started)
 
     async def stop(self) -> None:
+        if self._lock is None:  # not started (another node holds the directory): touch nothing
+            return
         self._preload_stop.set()
         if self._preload is not None:
             await asyncio.to_thread(self._preload.join, 10.0)
@@ -464,3 +490,5 @@ class Node:
             self._store.close()
         if self.control_store is not None:
             self.control_store.close()
+        os.close(self._lock)  # the last: the directory is free for the next node
+        self._lock = None

@@ -217,6 +217,22 @@ def test_port_in_use_is_a_clear_error(up: UpProcess, tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_a_second_node_on_the_same_data_directory_is_refused(up: UpProcess) -> None:
+    """Two nodes on one directory would fork the audit chain: the second stops before it
+    touches anything (the first's run.json stays, and it goes on serving)."""
+    run = (up.data_dir / "run.json").read_bytes()
+    result = subprocess.run(
+        [str(VENV_BIN / "latchkey"), "up", "--data-dir", str(up.data_dir),
+         "--edge", "0", "--cloud", "0", "--idp", "0"],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert f"another latchkey is running on {up.data_dir}" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert (up.data_dir / "run.json").read_bytes() == run
+    assert json.loads(aws(up.env(), "kms", "list-keys").stdout)["Keys"] is not None
+
+
 def test_data_directory_secrets_are_private(up: UpProcess) -> None:
     for name in ("root.key", "ca-key.pem", "idp-signing-key.pem", "cloud-admin.json"):
         mode = (up.data_dir / name).stat().st_mode & 0o777
