@@ -4,23 +4,35 @@ The kernel's socket table (``/proc/net/tcp``, ``/proc/net/tcp6``) maps the conne
 address pair to a socket inode and the owning uid; a scan of ``/proc/<pid>/fd`` finds the
 process holding that inode. The parsers are pure functions; ``find_peer_process`` does the
 reading. Everything here is evidence for workload identification, gathered once per connection.
+``find_tcp_socket`` asks the kernel about one address pair directly (``sock_diag`` netlink, as
+``ss`` does: one lookup, not a scan of the whole table) and reads /proc only where it cannot.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import hashlib
 import ipaddress
 import os
 import pwd
 import socket
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 PROC = Path("/proc")
 ESTABLISHED = "01"
+# A socket that holds a connection, in any state but TIME_WAIT (06), CLOSE (07) and LISTEN (0A):
+# one that has sent or received a FIN (FIN_WAIT1/2, CLOSE_WAIT, LAST_ACK, CLOSING) is still open.
+OPEN_STATES = frozenset({"01", "02", "03", "04", "05", "08", "09", "0B", "0C"})
+NETLINK_SOCK_DIAG = 4  # <linux/netlink.h>
+SOCK_DIAG_BY_FAMILY = 20  # <linux/sock_diag.h>
+NLMSG_ERROR = 2
+NLM_F_REQUEST = 1
+INET_DIAG_NOCOOKIE = 0xFFFFFFFF
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,22 +106,113 @@ def parse_socket_table(text: str) -> Iterator[SocketEntry]:
             continue
 
 
-def _normal(address: tuple[str, int]) -> tuple[str, int]:
+def normal_address(address: tuple[str, int]) -> tuple[str, int]:
+    """An address as the socket tables print it: no scope, IPv4-mapped IPv6 as IPv4."""
     ip = ipaddress.ip_address(address[0].split("%", 1)[0])
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
-    return ip.compressed, address[1]
+    return ip.compressed, int(address[1])
 
 
 def find_socket(
-    entries: Iterable[SocketEntry], local: tuple[str, int], remote: tuple[str, int]
+    entries: Iterable[SocketEntry],
+    local: tuple[str, int],
+    remote: tuple[str, int],
+    *,
+    states: Collection[str] = (ESTABLISHED,),
 ) -> SocketEntry | None:
-    """The established socket whose own address is ``local`` and peer is ``remote``."""
-    want_local, want_remote = _normal(local), _normal(remote)
+    """The socket whose own address is ``local`` and peer is ``remote``, in one of
+    ``states`` (established, unless told)."""
+    want_local, want_remote = normal_address(local), normal_address(remote)
     for entry in entries:
-        if entry.state == ESTABLISHED and entry.local == want_local and entry.remote == want_remote:
+        if entry.state in states and entry.local == want_local and entry.remote == want_remote:
             return entry
     return None
+
+
+def _diag_request(local: tuple[str, int], remote: tuple[str, int]) -> bytes:
+    ours = ipaddress.ip_address(local[0])
+    theirs = ipaddress.ip_address(remote[0])
+    if ours.version != theirs.version:
+        raise ValueError("addresses of two families")
+    family = socket.AF_INET if ours.version == 4 else socket.AF_INET6
+    request = struct.pack("=BBBBI", family, socket.IPPROTO_TCP, 0, 0, 0xFFFFFFFF)
+    request += struct.pack("!HH", local[1], remote[1])
+    request += ours.packed.ljust(16, b"\0") + theirs.packed.ljust(16, b"\0")
+    request += struct.pack("=III", 0, INET_DIAG_NOCOOKIE, INET_DIAG_NOCOOKIE)
+    header = struct.pack("=IHHII", 16 + len(request), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST, 1, 0)
+    return header + request
+
+
+def lookup_tcp_socket(local: tuple[str, int], remote: tuple[str, int]) -> SocketEntry | None:
+    """The kernel's one TCP socket with exactly this address pair, in whatever state (a
+    ``sock_diag`` netlink request without a dump: a hash lookup, however many sockets there
+    are). ``None`` when there is none; ``OSError`` when the kernel cannot be asked."""
+    local, remote = normal_address(local), normal_address(remote)
+    try:
+        message = _diag_request(local, remote)
+    except ValueError:
+        return None
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_SOCK_DIAG) as nl:
+        nl.settimeout(1.0)
+        nl.sendto(message, (0, 0))
+        reply = nl.recv(65536)
+    if len(reply) < 20:
+        raise OSError(errno.EPROTO, "short sock_diag reply")
+    kind = struct.unpack_from("=H", reply, 4)[0]
+    if kind == NLMSG_ERROR:
+        code = -struct.unpack_from("=i", reply, 16)[0]
+        if code == errno.ENOENT:
+            return None
+        raise OSError(code, os.strerror(code))
+    if kind != SOCK_DIAG_BY_FAMILY or len(reply) < 16 + 72:
+        raise OSError(errno.EPROTO, "unexpected sock_diag reply")
+    state = reply[17]
+    uid, inode = struct.unpack_from("=II", reply, 16 + 64)
+    return SocketEntry(local=local, remote=remote, state=f"{state:02X}", uid=uid, inode=inode)
+
+
+_diag_works: bool | None = None
+
+
+def _diag_available() -> bool:
+    """Whether ``lookup_tcp_socket`` can be believed when it finds nothing (asked once: a
+    kernel without the TCP diag module answers ENOENT to everything)."""
+    global _diag_works
+    if _diag_works is None:
+        works = False
+        with contextlib.suppress(OSError), socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            probe.listen(1)
+            found = lookup_tcp_socket(probe.getsockname(), ("0.0.0.0", 0))
+            works = found is not None and found.inode == os.fstat(probe.fileno()).st_ino
+        _diag_works = works
+    return _diag_works
+
+
+def read_socket_tables(proc: Path = PROC, *, own: bool = False) -> str:
+    """``net/tcp`` and ``net/tcp6`` as one table (one header line); ``own``: this process's
+    view (``/proc/self/net``), else ``/proc/net``."""
+    base = proc / "self" / "net" if own else proc / "net"
+    return _read(base / "tcp") + "\n" + "\n".join(_read(base / "tcp6").splitlines()[1:])
+
+
+def find_tcp_socket(
+    local: tuple[str, int],
+    remote: tuple[str, int],
+    *,
+    states: Collection[str] = OPEN_STATES,
+    proc: Path = PROC,
+) -> SocketEntry | None:
+    """The socket with this address pair in one of ``states`` (by default any that holds a
+    connection). The kernel is asked directly when it can be (and ``proc`` is the real
+    /proc); else this process's view of the /proc socket tables is read, all of it."""
+    if proc == PROC and _diag_available():
+        with contextlib.suppress(OSError):
+            entry = lookup_tcp_socket(local, remote)
+            return entry if entry is not None and entry.state in states else None
+    table = read_socket_tables(proc, own=True)
+    return find_socket(parse_socket_table(table), local, remote, states=states)
 
 
 def _read(path: Path) -> str:
@@ -170,12 +273,7 @@ def find_peer_process(
     if ours is None or peer is None:
         raise ValueError("give a socket or both addresses")
     # The peer's socket has the peer's address as its local side and ours as its remote.
-    table = (
-        _read(proc / "net" / "tcp")
-        + "\n"
-        + "\n".join(_read(proc / "net" / "tcp6").splitlines()[1:])
-    )
-    entry = find_socket(parse_socket_table(table), peer, ours)
+    entry = find_socket(parse_socket_table(read_socket_tables(proc)), peer, ours)
     if entry is None:
         return None
     pid = find_socket_owner(entry.inode, proc)

@@ -60,6 +60,7 @@ from latchkey.edge.transparent import (
     Redirected,
     TransparentListener,
     is_listener_address,
+    open_outbound,
     open_streams,
 )
 from latchkey.edge.trust import TrustVerifier, extract_token
@@ -616,7 +617,7 @@ class Edge:
             return
         try:
             up_reader, up_writer = await asyncio.wait_for(
-                asyncio.open_connection(host, port), self._settings.connect_timeout
+                open_outbound(conn.original), self._settings.connect_timeout
             )
         except (OSError, TimeoutError) as exc:
             log.info("transparent: cannot connect to %s:%d: %s", host, port, exc)

@@ -8,10 +8,14 @@ consuming them (``MSG_PEEK``, bounded in time and size): a TLS ClientHello names
 :class:`Redirected` connection and opens streams on it with :func:`open_streams`, with TLS
 when it intercepts; the peeked bytes are still in the socket for whoever reads next.
 
-Loop protection: a connection whose original destination is the listener itself was not
-redirected, and one opened by this very process (the edge's own upstream connection,
-redirected because the rules did not exempt the edge's uid) would loop forever; both are
-closed with a log line.
+Loop protection: a connection whose original destination is the listener itself (the address
+it was accepted on, or any local address of a wildcard listener) was not redirected, and one
+opened by this very process (the edge's own upstream connection, redirected because the rules
+did not exempt the edge's uid) would loop forever; both are closed with a log line. The
+connections the transparent side opens itself (:func:`open_outbound`) are kept in a registry
+while they are open, so that check is a set lookup; any other connection of the edge's is
+found by asking the kernel for the client's socket (in any state, as the edge may already have
+passed a FIN on) and looking for it among this process's file descriptors.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import errno
 import ipaddress
 import logging
 import os
@@ -30,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from latchkey.edge.clienthello import ClientHello, NeedMore, looks_like_tls, parse_client_hello
-from latchkey.edge.peer import find_socket, parse_socket_table
+from latchkey.edge.peer import PROC, find_tcp_socket, normal_address
 
 log = logging.getLogger("latchkey.edge.transparent")
 
@@ -43,6 +48,8 @@ PEEK_POLL = 0.01  # pause between peeks while a partial hello grows
 
 Address = tuple[str, int]
 _METHOD = re.compile(rb"^[A-Z]{3,10} ")
+_HEAD_END = re.compile(rb"\r?\n\r?\n")  # the blank line that ends a head (CRLF or bare LF)
+_LINE_END = re.compile(r"\r?\n")
 _HOST = re.compile(r"^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9._-]+)(?::\d{1,5})?$")
 
 
@@ -101,7 +108,7 @@ def http_host(head: bytes) -> str | None:
     """The host named by the one Host header of a complete request head (port dropped,
     lower-cased); ``None`` when absent, repeated or malformed."""
     try:
-        lines = head.decode("latin-1").split("\r\n")
+        lines = _LINE_END.split(head.decode("latin-1"))
     except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes every byte
         return None
     hosts = [
@@ -128,10 +135,10 @@ def classify(data: bytes, *, final: bool) -> FirstBytes | None:
             return FirstBytes(Kind.OPAQUE, why="incomplete ClientHello") if final else None
         return FirstBytes(Kind.OPAQUE, why=found.reason)
     if _METHOD.match(data[:11]) and not data.startswith(b"CONNECT "):
-        end = data.find(b"\r\n\r\n")
-        if end < 0:
+        end = _HEAD_END.search(data)
+        if end is None:
             return FirstBytes(Kind.OPAQUE, why="incomplete request head") if final else None
-        name = http_host(data[:end])
+        name = http_host(data[: end.start()])
         return FirstBytes(Kind.HTTP, name, "" if name else "no usable Host header")
     if len(data) < 11 and not final and re.match(rb"^[A-Z]+$", data):
         return None  # perhaps a method still arriving
@@ -150,17 +157,83 @@ def original_destination(sock: socket.socket) -> Address:
     return decode_sockaddr_in(sock.getsockopt(socket.SOL_IP, SO_ORIGINAL_DST, 16))
 
 
-def opened_by_this_process(peer: Address, original: Address, proc: Path = Path("/proc")) -> bool:
-    """Whether the client end of a redirected connection is a socket this process holds."""
-    table = ""
-    for name in ("tcp", "tcp6"):
-        with contextlib.suppress(OSError):
-            text = (proc / "self" / "net" / name).read_text()
-            table += text if not table else "\n".join(text.splitlines()[1:])
-            table += "\n"
-    entry = find_socket(parse_socket_table(table), peer, original)
-    if entry is None:
+# (local, remote) of every connection open_outbound has opened and not yet closed, normalised
+_OUTBOUND: set[tuple[Address, Address]] = set()
+
+
+def is_own_outbound(local: Address, remote: Address) -> bool:
+    """Whether ``local`` -> ``remote`` is an open connection made by :func:`open_outbound`."""
+    try:
+        return (normal_address(local), normal_address(remote)) in _OUTBOUND
+    except ValueError:
         return False
+
+
+class _Outbound(asyncio.StreamReaderProtocol):
+    """Forgets its connection in the registry when the connection is lost."""
+
+    key: tuple[Address, Address] | None = None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.key is not None:
+            _OUTBOUND.discard(self.key)
+            self.key = None
+        super().connection_lost(exc)
+
+
+async def open_outbound(
+    address: Address, *, limit: int = 2**16
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """``asyncio.open_connection`` to an IP address, for the connections the transparent side
+    opens (a tunnel to a redirected connection's original destination). The connection is in
+    the loop guard's registry from the moment the kernel picks its local address, before its
+    handshake, until it is closed: if the rules send it back to the edge, the edge knows it."""
+    loop = asyncio.get_running_loop()
+    host, port = address
+    try:
+        family = socket.AF_INET6 if _plain_ip(host).version == 6 else socket.AF_INET
+    except ValueError:
+        raise OSError(errno.EINVAL, f"not an IP address: {host!r}") from None
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    key: tuple[Address, Address] | None = None
+    try:
+        sock.setblocking(False)
+        code = sock.connect_ex((host, port))
+        if code not in (0, errno.EINPROGRESS):
+            raise OSError(code, f"connect to {host}:{port}: {os.strerror(code)}")
+        key = (normal_address(sock.getsockname()[:2]), normal_address(address))
+        _OUTBOUND.add(key)
+        if code:
+            await _ready(sock, None, write=True)
+            code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if code:
+                raise OSError(code, f"connect to {host}:{port}: {os.strerror(code)}")
+        reader = asyncio.StreamReader(limit=limit)
+        protocol = _Outbound(reader)
+        protocol.key = key
+        transport, _ = await loop.create_connection(lambda: protocol, sock=sock)
+    except BaseException:
+        if key is not None:
+            _OUTBOUND.discard(key)
+        sock.close()
+        raise
+    return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
+
+
+def opened_by_this_process(peer: Address, original: Address, proc: Path = PROC) -> bool:
+    """Whether the client end of a redirected connection is a socket this process holds:
+    one :func:`open_outbound` opened, or any other found in the kernel's socket table (in
+    any state that holds a connection) whose inode is among this process's descriptors."""
+    if is_own_outbound(peer, original):
+        return True
+    try:
+        entry = find_tcp_socket(peer, original, proc=proc)
+    except ValueError:
+        return False
+    if entry is None or entry.inode == 0:
+        return False
+    if entry.uid not in (os.geteuid(), os.getuid()):
+        return False  # a socket is its creator's: another user's is not this process's
     target = f"socket:[{entry.inode}]"
     try:
         with os.scandir(proc / "self" / "fd") as fds:
@@ -173,7 +246,8 @@ def opened_by_this_process(peer: Address, original: Address, proc: Path = Path("
     return False
 
 
-async def _readable(sock: socket.socket, within: float) -> bool:
+async def _ready(sock: socket.socket, within: float | None, *, write: bool = False) -> bool:
+    """Wait until ``sock`` is readable (or writable), at most ``within`` seconds."""
     loop = asyncio.get_running_loop()
     ready: asyncio.Future[None] = loop.create_future()
     fd = sock.fileno()
@@ -182,15 +256,21 @@ async def _readable(sock: socket.socket, within: float) -> bool:
         if not ready.done():
             ready.set_result(None)
 
-    loop.add_reader(fd, wake)
+    if write:
+        loop.add_writer(fd, wake)
+    else:
+        loop.add_reader(fd, wake)
     try:
-        async with asyncio.timeout(max(within, 0)):
+        async with asyncio.timeout(None if within is None else max(within, 0)):
             await ready
         return True
     except TimeoutError:
         return False
     finally:
-        loop.remove_reader(fd)
+        if write:
+            loop.remove_writer(fd)
+        else:
+            loop.remove_reader(fd)
 
 
 async def peek_first_bytes(
@@ -206,7 +286,7 @@ async def peek_first_bytes(
     data = b""
     while True:
         wait = first_wait if not data else deadline - loop.time()
-        if not await _readable(sock, wait):
+        if not await _ready(sock, wait):
             return classify(data, final=True) or FirstBytes(Kind.OPAQUE, why="timeout")
         try:
             peeked = sock.recv(limit, socket.MSG_PEEK)
@@ -308,11 +388,16 @@ class TransparentListener:
                 log.warning("transparent: connection from %s has no original destination "
                             "(not redirected?): %s", peer[0], exc)  # fmt: skip
                 return
-            if is_listener_address(original, self.address):
+            own = conn.getsockname()  # not redirected: it went where it was accepted
+            if normal_address(original) == normal_address((str(own[0]), int(own[1]))) or (
+                is_listener_address(original, self.address)
+            ):
                 log.warning("transparent: %s connected to the listener itself, not redirected; "
                             "closed", peer[0])  # fmt: skip
                 return
-            if await asyncio.to_thread(opened_by_this_process, peer, original):
+            if is_own_outbound(peer, original) or await asyncio.to_thread(
+                opened_by_this_process, peer, original
+            ):
                 log.error("transparent: the edge's own connection to %s:%d was redirected back "
                           "to it; closed (exempt the edge's uid: `latchkey edge iptables`)",
                           *original)  # fmt: skip
@@ -329,15 +414,47 @@ class TransparentListener:
             conn.close()
 
 
+def _plain_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    ip = ipaddress.ip_address(text.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+def is_local_address(address: str) -> bool:
+    """Whether ``address`` is one of this machine's (in this network namespace): the kernel
+    routes it locally, so it picks the address itself as the source for reaching it (a
+    ``connect`` of a throwaway UDP socket, which sends nothing). Unlike a test ``bind``, this
+    is not fooled by ``ip_nonlocal_bind``."""
+    try:
+        ip = _plain_ip(address)
+    except ValueError:
+        return False
+    if ip.is_unspecified or ip.is_multicast:
+        return False
+    if ip.is_loopback:
+        return True
+    family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.connect((str(ip), 9))
+            source = probe.getsockname()[0]
+        return _plain_ip(str(source)) == ip
+    except (OSError, ValueError):
+        return False
+
+
 def is_listener_address(address: Address, listening: Address) -> bool:
     """Whether a connection to ``address`` would reach a socket listening on ``listening``
-    (a wildcard listener: any loopback or unspecified address on its port)."""
+    (a wildcard listener: any loopback, unspecified or other local address on its port)."""
     if address[1] != listening[1]:
         return False
     try:
-        ip, bound = ipaddress.ip_address(address[0]), ipaddress.ip_address(listening[0])
+        ip, bound = _plain_ip(address[0]), _plain_ip(listening[0])
     except ValueError:
         return address[0] == listening[0]
     if bound.is_unspecified:
-        return ip.is_loopback or ip.is_unspecified
+        if ip.is_loopback or ip.is_unspecified:
+            return True
+        return ip.version == bound.version and is_local_address(str(ip))
     return ip == bound

@@ -13,10 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from latchkey.edge import peer
 from latchkey.edge.peer import (
+    OPEN_STATES,
     decode_address,
     find_peer_process,
     find_socket,
+    find_tcp_socket,
+    lookup_tcp_socket,
     parse_socket_table,
 )
 
@@ -50,6 +54,72 @@ def test_find_socket_picks_the_peer_side_of_an_established_pair() -> None:
     assert find_socket(entries, ("127.0.0.1", 1), ("127.0.0.1", 8000)) is None
     # the listening socket never matches a connection
     assert find_socket(entries, ("127.0.0.1", 8000), ("0.0.0.0", 0)) is None
+
+
+# a socket that has sent its FIN (FIN_WAIT2), one in TIME_WAIT (no inode) and a listener
+CLOSING_TABLE = """\
+  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:D432 0100007F:1F40 05 00000000:00000000 00:00000000 00000000  1001        0 444 1
+   1: 0100007F:D433 0100007F:1F40 06 00000000:00000000 00:00000000 00000000     0        0 0 1
+   2: 0100007F:1F40 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 111 1
+"""
+
+
+def test_find_socket_in_any_state_that_holds_a_connection() -> None:
+    entries = list(parse_socket_table(CLOSING_TABLE))
+    fin_wait = (("127.0.0.1", 0xD432), ("127.0.0.1", 8000))
+    assert find_socket(entries, *fin_wait) is None  # established only, unless told
+    found = find_socket(entries, *fin_wait, states=OPEN_STATES)
+    assert found is not None
+    assert found.inode == 444
+    assert (
+        find_socket(entries, ("127.0.0.1", 0xD433), ("127.0.0.1", 8000), states=OPEN_STATES) is None
+    )
+    assert find_socket(entries, ("127.0.0.1", 8000), ("0.0.0.0", 0), states=OPEN_STATES) is None
+
+
+def test_find_tcp_socket_reads_this_process_tables_without_the_kernel(tmp_path: Path) -> None:
+    net = tmp_path / "self" / "net"
+    net.mkdir(parents=True)
+    (net / "tcp").write_text(CLOSING_TABLE)
+    found = find_tcp_socket(("127.0.0.1", 0xD432), ("::ffff:127.0.0.1", 8000), proc=tmp_path)
+    assert found is not None
+    assert (found.state, found.uid, found.inode) == ("05", 1001, 444)
+    assert find_tcp_socket(("127.0.0.1", 0xD433), ("127.0.0.1", 8000), proc=tmp_path) is None
+
+
+def _diag_or_skip() -> None:
+    if not Path("/proc/net/tcp").exists() or not peer._diag_available():
+        pytest.skip("needs Linux with sock_diag (netlink)")
+
+
+@pytest.mark.parametrize(
+    ("family", "host"), [(socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")]
+)
+def test_lookup_tcp_socket_asks_the_kernel_for_one_socket(family: int, host: str) -> None:
+    _diag_or_skip()
+    with socket.socket(family, socket.SOCK_STREAM) as server:
+        server.bind((host, 0))
+        server.listen()
+        listening = server.getsockname()[:2]
+        with socket.socket(family, socket.SOCK_STREAM) as client:
+            client.connect(listening)
+            conn, _ = server.accept()
+            with conn:
+                mine = client.getsockname()[:2]
+                found = lookup_tcp_socket(mine, listening)
+                assert found is not None
+                assert found.state == "01"
+                assert found.uid == os.geteuid()
+                assert found.inode == os.fstat(client.fileno()).st_ino
+                client.shutdown(socket.SHUT_WR)  # its FIN: FIN_WAIT1, then FIN_WAIT2
+                assert conn.recv(1) == b""
+                found = lookup_tcp_socket(mine, listening)
+                assert found is not None
+                assert found.state in ("04", "05")
+                assert find_tcp_socket(mine, listening) == found
+                assert find_tcp_socket(mine, listening, states=("01",)) is None
+        assert lookup_tcp_socket((host, 1), listening) is None
 
 
 @contextmanager

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import socket
 import ssl
 import struct
@@ -20,14 +21,20 @@ import uvloop
 
 from latchkey.crypto.tls import server_ssl_context
 from latchkey.crypto.x509 import load_or_create_ca
+from latchkey.edge import peer, transparent
 from latchkey.edge.transparent import (
     FirstBytes,
     Kind,
+    Redirected,
+    TransparentListener,
     classify,
     decode_sockaddr_in,
     decode_sockaddr_in6,
     http_host,
     is_listener_address,
+    is_local_address,
+    is_own_outbound,
+    open_outbound,
     open_streams,
     opened_by_this_process,
     peek_first_bytes,
@@ -73,6 +80,13 @@ HELLO = openssl_hello("kms.us-east-1.amazonaws.com")
          FirstBytes(Kind.HTTP, "plain.example")),
         (b"GET / HTTP/1.1\r\nhost: [::1]:80\r\n\r\n", False, FirstBytes(Kind.HTTP, "::1")),
         (b"GET / HTTP/1.1\r\nHost: a.example\r\n", False, None),
+        # bare LF line endings: the head is whole; the HTTP parser decides whether it is fine
+        (b"GET / HTTP/1.1\nHost: plain.example\n\n", False, FirstBytes(Kind.HTTP, "plain.example")),
+        (b"GET / HTTP/1.1\r\nHost: plain.example\n\r\n", False,
+         FirstBytes(Kind.HTTP, "plain.example")),
+        (b"GET / HTTP/1.1\nHost: a.example\n", False, None),
+        (b"GET / HTTP/1.1\nHost: a.example\n", True,
+         FirstBytes(Kind.OPAQUE, why="incomplete request head")),
         (b"GE", False, None),
         (b"", False, None),
         (b"", True, FirstBytes(Kind.OPAQUE, why="no data")),
@@ -98,6 +112,8 @@ def test_classify_without_a_usable_name() -> None:
     ("head", "host"),
     [
         (b"GET / HTTP/1.1\r\nHost: a.example", "a.example"),
+        (b"GET / HTTP/1.1\nAccept: */*\nHost: a.example", "a.example"),
+        (b"GET / HTTP/1.1\nHost: a.example\r\nhost: b.example", None),
         (b"GET / HTTP/1.1\r\nHost: a.example\r\nHOST: a.example", None),
         (b"GET / HTTP/1.1\r\nX: 1", None),
         (b"GET / HTTP/1.1\r\nHost: a b", None),
@@ -114,6 +130,43 @@ def test_is_listener_address() -> None:
     assert not is_listener_address(("127.0.0.1", 443), ("127.0.0.1", 8001))
     assert is_listener_address(("127.0.0.5", 8001), ("0.0.0.0", 8001))
     assert not is_listener_address(("52.1.2.3", 8001), ("0.0.0.0", 8001))
+    assert is_listener_address(("::ffff:127.0.0.1", 8001), ("127.0.0.1", 8001))
+
+
+def test_a_wildcard_listener_is_every_local_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any address of this machine's reaches a wildcard listener, not only loopback ones."""
+    monkeypatch.setattr(transparent, "is_local_address", lambda address: address == "10.9.9.9")
+    assert is_listener_address(("10.9.9.9", 8001), ("0.0.0.0", 8001))
+    assert not is_listener_address(("10.9.9.8", 8001), ("0.0.0.0", 8001))
+    assert not is_listener_address(("10.9.9.9", 443), ("0.0.0.0", 8001))
+    assert not is_listener_address(("10.9.9.9", 8001), ("::", 8001))  # an IPv6-only listener
+    assert not is_listener_address(("10.9.9.9", 8001), ("10.9.9.8", 8001))
+
+
+def local_non_loopback_address() -> str:
+    """One of this machine's own addresses that is not loopback (the source the kernel would
+    pick for a documentation address; a UDP connect sends nothing); skip without one."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))
+        except OSError:
+            pytest.skip("no route off this machine, so no non-loopback address to test")
+        address = str(probe.getsockname()[0])
+    if address.startswith("127."):
+        pytest.skip("no non-loopback address")
+    return address
+
+
+def test_is_local_address() -> None:
+    assert is_local_address("127.0.0.1")
+    assert is_local_address("::1")
+    assert is_local_address("::ffff:127.0.0.1")
+    assert not is_local_address("0.0.0.0")
+    assert not is_local_address("224.0.0.1")
+    assert not is_local_address("not an address")
+    ours = local_non_loopback_address()
+    assert is_local_address(ours)
+    assert is_listener_address((ours, 8001), ("0.0.0.0", 8001))
 
 
 # -- real loopback sockets -------------------------------------------------------------------------
@@ -215,6 +268,22 @@ def test_peek_does_not_consume(run: Any) -> None:
     assert data.startswith(b"GET / HTTP/1.1")
 
 
+def test_own_connections_are_recognised_after_their_fin(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The edge passes a client's FIN on at once: by the time the check runs, the edge's own
+    connection may have sent its FIN (FIN_WAIT1/2). Through the kernel and through /proc."""
+    for diag in (True, False):
+        if not diag:
+            monkeypatch.setattr(peer, "_diag_works", False)
+        with socket.create_server(("127.0.0.1", 0)) as server:
+            listening = server.getsockname()[:2]
+            with socket.create_connection(listening) as mine:
+                conn, _ = server.accept()
+                with conn:
+                    mine.shutdown(socket.SHUT_WR)
+                    assert conn.recv(1) == b""  # the FIN has arrived, and been acknowledged
+                    assert opened_by_this_process(mine.getsockname()[:2], listening), diag
+
+
 def test_own_connections_are_recognised() -> None:
     with socket.create_server(("127.0.0.1", 0)) as server:
         listening = server.getsockname()[:2]
@@ -232,3 +301,76 @@ def test_own_connections_are_recognised() -> None:
                 assert not opened_by_this_process(("127.0.0.1", port), listening)
             finally:
                 other.kill()
+
+
+@RUNNERS
+def test_open_outbound_registers_its_connection_while_it_is_open(tmp_path: Path, run: Any) -> None:
+    """From before the handshake completes (the accepting side already sees it) until it is
+    closed; and found with no /proc at all (``tmp_path`` stands in for an empty one)."""
+
+    async def scenario() -> None:
+        seen: list[bool] = []
+
+        async def accepted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            here, there = writer.get_extra_info("sockname")[:2], writer.get_extra_info("peername")
+            seen.append(is_own_outbound(there[:2], here))
+            await reader.read()
+            writer.close()
+
+        server = await asyncio.start_server(accepted, "127.0.0.1", 0)
+        listening = server.sockets[0].getsockname()[:2]
+        reader, writer = await open_outbound(listening)
+        mine = writer.get_extra_info("sockname")[:2]
+        assert is_own_outbound(mine, listening)
+        assert is_own_outbound(("::ffff:127.0.0.1", mine[1]), listening)
+        assert opened_by_this_process(mine, listening, proc=tmp_path)
+        writer.write(b"x")
+        writer.write_eof()
+        assert await asyncio.wait_for(reader.read(), 5) == b""
+        writer.close()
+        await writer.wait_closed()
+        await asyncio.sleep(0)
+        assert not is_own_outbound(mine, listening)
+        assert not opened_by_this_process(mine, listening, proc=tmp_path)
+        assert seen == [True]
+        server.close()
+        await server.wait_closed()
+        with pytest.raises(ConnectionRefusedError):  # nothing listens there any more
+            await open_outbound(listening)
+        assert not transparent._OUTBOUND
+
+    run(scenario())
+
+
+@RUNNERS
+def test_a_direct_connection_to_a_wildcard_listener_is_closed(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch, run: Any
+) -> None:
+    """A connection to the transparent port on one of the machine's own non-loopback
+    addresses was not redirected: its original destination is where it was accepted. It is
+    closed as such, not tunnelled back to the edge."""
+    ours = local_non_loopback_address()
+    # what conntrack reports for a connection it did not rewrite: its own destination
+    monkeypatch.setattr(transparent, "original_destination", lambda s: s.getsockname()[:2])
+
+    async def scenario() -> list[Redirected]:
+        handled: list[Redirected] = []
+
+        async def handler(conn: Redirected) -> None:
+            handled.append(conn)
+
+        listener = TransparentListener(handler)
+        _, port = await listener.start("0.0.0.0", 0)
+        try:
+            reader, writer = await asyncio.open_connection(ours, port)
+            assert await asyncio.wait_for(reader.read(), 5) == b""  # closed by the listener
+            writer.close()
+        finally:
+            await listener.close()
+        return handled
+
+    with caplog.at_level(logging.WARNING, logger="latchkey.edge.transparent"):
+        handled = run(scenario())
+    assert handled == []
+    assert "connected to the listener itself, not redirected" in caplog.text
+    assert "redirected back" not in caplog.text
