@@ -38,9 +38,11 @@ from joserfc import jws, jwt
 from joserfc.jwk import ECKey
 
 from latchkey.clock import Clock, SystemClock
+from latchkey.cloud.auditverify import verify_trail
 from latchkey.crypto.jwk import SigningKey
 from latchkey.crypto.x509 import CertificateAuthority, load_or_create_ca, server_ssl_context
 from latchkey.node import Listen, Node, RunInfo
+from latchkey.store.audit import AuditStore
 
 ANY_PORT = Listen(("127.0.0.1", 0), ("127.0.0.1", 0), ("127.0.0.1", 0))
 VENV_BIN = Path(sys.executable).parent
@@ -92,12 +94,18 @@ class NodeHandle:
 
 
 def start_node_thread(
-    data_dir: Path, *, clock: Clock | None = None, config: list[Path] | None = None
+    data_dir: Path,
+    *,
+    clock: Clock | None = None,
+    config: list[Path] | None = None,
+    **options: Any,  # more of Node's (e.g. audit_timeout)
 ) -> tuple[NodeHandle, threading.Thread]:
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
-    node = Node(data_dir, config_paths=config, listen=ANY_PORT, clock=clock or SystemClock())
+    node = Node(
+        data_dir, config_paths=config, listen=ANY_PORT, clock=clock or SystemClock(), **options
+    )
     fut: Future[RunInfo] = asyncio.run_coroutine_threadsafe(node.start(), loop)
     info = fut.result(30)
     return NodeHandle(node, info, data_dir, loop), thread
@@ -108,6 +116,28 @@ def stop_node_thread(handle: NodeHandle, thread: threading.Thread) -> None:
     handle.loop.call_soon_threadsafe(handle.loop.stop)
     thread.join(10)
     handle.loop.close()
+
+
+def audit_verified(data_dir: Path) -> int:
+    """``latchkey audit verify`` of a node's data directory passes: how many events."""
+    store = AuditStore(data_dir / "audit" / "cloud.db", readonly=True)
+    try:
+        report = verify_trail(store, data_dir / "audit" / "cloud.jsonl")
+    finally:
+        store.close()
+    assert report.ok, report.findings
+    return report.events
+
+
+@contextlib.contextmanager
+def own_node(data_dir: Path, **options: Any) -> Iterator[NodeHandle]:
+    """A node in this process, on a loop thread of its own, with more of Node's ``options``
+    (e.g. a short audit timeout); stopped after."""
+    handle, thread = start_node_thread(data_dir, **options)
+    try:
+        yield handle
+    finally:
+        stop_node_thread(handle, thread)
 
 
 # -- `latchkey up` as a real process ---------------------------------------------------------

@@ -250,7 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=5.0,
         metavar="SECONDS",
-        help="a call whose audit event is not durable within this fails (default 5)",
+        help="a call whose audit event is not durable within this fails (default 5); one "
+        "whose event the writer is already committing waits up to twice this, then fails and "
+        "the trail refuses calls until a restart",
     )
     up.add_argument(
         "--transparent",

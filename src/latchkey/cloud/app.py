@@ -5,12 +5,21 @@ or ``-1.1``) and none, is a JSON 1.1 (KMS) call, answered in JSON even when the 
 missing; anything else (form-encoded bodies, query strings) is a query (IAM, STS) call.
 
 Each call: authenticate (SigV4) -> dispatch to the service's handler -> audit -> answer.
-The audit event is written before the answer; if it cannot be, the call fails.
+The audit event is written before the answer; if it cannot be, the call fails. Once the trail
+refuses events (after a failed or overdue write), every call fails at once, before its handler
+runs: nothing changes unrecorded. A call whose handler had already committed a change when its
+own event failed (in flight at the first failure, or abandoned at its deadline) leaves that
+change standing: the log then holds its event, at ERROR (docs/cloud.md, the known limit).
+
+Store failures: a write lock held elsewhere (``StoreBusy``) answers a retryable 500 (the SDKs
+retry a 500 with backoff; nothing changed); a commit that failed with an I/O error
+(``WriteUnconfirmed``) answers, and records, that the outcome is unknown.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +27,7 @@ from typing import Any
 from latchkey.aws import jsonproto, queryproto, sigv4
 from latchkey.aws.errors import AwsError
 from latchkey.clock import Clock
-from latchkey.cloud.audit import AuditError, AuditEvent, AuditLog
+from latchkey.cloud.audit import UNAVAILABLE, AuditError, AuditEvent, AuditLog
 from latchkey.cloud.iam import ops as iam_ops
 from latchkey.cloud.identity import (
     JSON_AUTH_ERRORS,
@@ -46,9 +55,13 @@ from latchkey.crypto import randombytes
 from latchkey.crypto.rootkey import RootKey
 from latchkey.http.h1 import Request, Response
 from latchkey.http.server import Peer
-from latchkey.store.base import Store
+from latchkey.store.base import Store, StoreBusy, StoreError, WriteUnconfirmed
 
 log = logging.getLogger("latchkey.cloud")
+
+BUSY = "The store is busy; retry the request."
+UNCONFIRMED = "The store could not confirm the write; its outcome is unknown."
+INTERNAL = "An internal error occurred."
 
 KMS_SKEW = dt.timedelta(minutes=5)
 STS_SKEW = dt.timedelta(minutes=15)
@@ -166,14 +179,46 @@ class CloudApp:
                 event.error_code or "OK",
             )
 
+    def _unrecorded(self, event: AuditEvent | None, done: bool, exc: AuditError) -> None:
+        """The audit trail failed on this call's event after its handler ran: a call that
+        changes state has changed it (committed to the store), and the trail holds no event
+        for it, or one that says it failed (abandoned at its deadline), or the success (only
+        the file failed, or the commit outlived the hard cap). The event goes to the log too
+        (events hold no secrets), so the change is on record somewhere. Every later call fails
+        before its handler runs (the ``refusing`` check), so only calls in flight can."""
+        if event is None or not done or event.read_only:
+            return
+        log.error(
+            "audit: %s %s (request %s) was carried out, but the audit trail failed (%s): the "
+            "trail may lack its event or say the call failed; the event: %s",
+            event.event_source.split(".")[0], event.event_name, event.request_id, exc,
+            json.dumps(event.to_json(), sort_keys=True, default=str),
+        )  # fmt: skip
+
+    @staticmethod
+    def _store_failure(exc: StoreError, service: str, operation: str) -> str:
+        """The message a call that met a store failure answers (and its event records); the
+        failure itself goes to the log, as it is."""
+        if isinstance(exc, StoreBusy):
+            log.warning("%s %s: %s", service, operation, exc)
+            return BUSY
+        log.error("%s %s: %s", service, operation, exc)  # e.g. "the store refuses writes ..."
+        return UNCONFIRMED if isinstance(exc, WriteUnconfirmed) else INTERNAL
+
     # -- JSON 1.1 (KMS) -------------------------------------------------------------------
 
     async def _json_call(self, request: Request, peer: Peer, request_id: str) -> Response:
+        if self.audit.refusing is not None:  # fail before anything runs: nothing unrecorded
+            failure = AwsError("KMSInternalException", UNAVAILABLE, 500)
+            status, headers, body = jsonproto.encode_error(failure)
+            headers.append(("x-amzn-RequestId", request_id))
+            return Response(status, headers, body)
         _service, scope_region = _scope(request)
         region = scope_region or self.settings.default_region
         operation = "Unknown"
         event: AuditEvent | None = None
         keys: TrackedKeyRing | None = None
+        done = False  # the handler ran to its end
         try:
             # Protocol and operation first, as AWS's front end does; then who is calling.
             jsonproto.check_content_type(request.header("Content-Type"))
@@ -202,6 +247,7 @@ class CloudApp:
                 trail=self.audit.store,
             )  # fmt: skip
             result = await handler(kms_ops.Call(caller, keys, params))
+            done = True
             describe_call(event, keys, operation, result)
             await self._record(event)
             body = jsonproto.encode_body(result)
@@ -211,16 +257,25 @@ class CloudApp:
             if event is not None and keys is not None:
                 describe_call(event, keys, operation, None)
             return await self._json_error(err, request, peer, request_id, event, operation, region)
-        except AuditError:
+        except AuditError as exc:
             log.error("audit write failed; refusing the call")
+            self._unrecorded(event, done, exc)
             return await self._json_error(
-                AwsError("KMSInternalException", "The audit trail is unavailable.", 500),
+                AwsError("KMSInternalException", UNAVAILABLE, 500),
                 request, peer, request_id, None, operation, region, audit=False,
+            )  # fmt: skip
+        except StoreError as exc:
+            message = self._store_failure(exc, "kms", operation)
+            if event is not None and keys is not None:
+                describe_call(event, keys, operation, None)
+            return await self._json_error(
+                AwsError("KMSInternalException", message, 500),
+                request, peer, request_id, event, operation, region,
             )  # fmt: skip
         except Exception:
             log.exception("unhandled error in KMS %s", operation)
             return await self._json_error(
-                AwsError("KMSInternalException", "An internal error occurred.", 500),
+                AwsError("KMSInternalException", INTERNAL, 500),
                 request, peer, request_id, event, operation, region,
             )  # fmt: skip
 
@@ -246,7 +301,7 @@ class CloudApp:
             try:
                 await self._record(event)
             except AuditError:
-                err = AwsError("KMSInternalException", "The audit trail is unavailable.", 500)
+                err = AwsError("KMSInternalException", UNAVAILABLE, 500)
         status, headers, body = jsonproto.encode_error(err)
         headers.append(("x-amzn-RequestId", request_id))
         return Response(status, headers, body)
@@ -259,12 +314,19 @@ class CloudApp:
         namespace = sts_ops.NAMESPACE
         action = "Unknown"
         event: AuditEvent | None = None
+        service = "sts"
+        done = False  # the handler ran to its end
         try:
             params = queryproto.decode_form(request.body, request.query)
             action = params.get("Action", "")
             service = scope_service or ("iam" if action in iam_ops.OPERATIONS else "sts")
             if service == "iam":
                 namespace = iam_ops.NAMESPACE
+            if self.audit.refusing is not None:  # fail before anything runs: nothing unrecorded
+                failure = AwsError("ServiceFailure", UNAVAILABLE, 500, sender=False)
+                status, headers, body = queryproto.encode_error(failure, namespace, request_id)
+                headers.append(("x-amzn-RequestId", request_id))
+                return Response(status, headers, body)
             caller: Caller | None = None
             if not (service == "sts" and action in sts_ops.UNSIGNED):
                 caller = self.auth.authenticate(
@@ -283,23 +345,29 @@ class CloudApp:
                 result = await self._sts(action, caller, params, event, peer, region)
             else:
                 raise AwsError("InvalidAction", f"Could not find operation {action}")
+            done = True
             await self._record(event)
             body = queryproto.encode_result(action, namespace, result, request_id)
             return Response(200, [("Content-Type", queryproto.CONTENT_TYPE),
                                   ("x-amzn-RequestId", request_id)], body)  # fmt: skip
         except AwsError as err:
             return await self._query_error(err, request, peer, request_id, event, action, namespace)
-        except AuditError:
+        except AuditError as exc:
             log.error("audit write failed; refusing the call")
-            failure = AwsError(
-                "ServiceFailure", "The audit trail is unavailable.", 500, sender=False
-            )
+            self._unrecorded(event, done, exc)
+            failure = AwsError("ServiceFailure", UNAVAILABLE, 500, sender=False)
             return await self._query_error(
                 failure, request, peer, request_id, None, action, namespace, audit=False
             )
+        except StoreError as exc:
+            message = self._store_failure(exc, service, action)
+            failure = AwsError("ServiceFailure", message, 500, sender=False)
+            return await self._query_error(
+                failure, request, peer, request_id, event, action, namespace
+            )
         except Exception:
             log.exception("unhandled error in %s", action)
-            failure = AwsError("ServiceFailure", "An internal error occurred.", 500, sender=False)
+            failure = AwsError("ServiceFailure", INTERNAL, 500, sender=False)
             return await self._query_error(
                 failure, request, peer, request_id, event, action, namespace
             )
@@ -393,9 +461,7 @@ class CloudApp:
             try:
                 await self._record(event)
             except AuditError:
-                err = AwsError(
-                    "ServiceFailure", "The audit trail is unavailable.", 500, sender=False
-                )
+                err = AwsError("ServiceFailure", UNAVAILABLE, 500, sender=False)
         status, headers, body = queryproto.encode_error(err, namespace, request_id)
         headers.append(("x-amzn-RequestId", request_id))
         return Response(status, headers, body)

@@ -6,13 +6,21 @@ batch. The writer takes whatever batches are waiting, links each event into the 
 hash over the prepared text), appends the lines to ``cloud.jsonl`` (``auditfile``) and commits
 the batch to the audit store (``store/audit.py``, authoritative: one transaction,
 ``synchronous=FULL``), and only then lets the calls answer. The file is synced by a thread of
-its own within ``FILE_SYNC_DELAY`` of a write, not on each call's path: after a crash, the
-next start mends the file from the store. A call waits for its batch at most ``timeout``
-seconds; a write (or a file sync) that fails or takes longer fails the call (fail closed).
-After a failure the trail refuses every later event until the node restarts, rather than
-carry on with a gap; at the start the file is levelled with the store. The store is always
-written first, so the file is never ahead of it after a crash: a file that is ahead means the
-store lost events (or the file was written to), and the node refuses to start.
+its own within ``FILE_SYNC_DELAY`` of a write, not on each call's path: a call's line is
+written before it is answered but may be synced up to ``FILE_SYNC_DELAY`` later; after a
+crash, the next start mends the file from the store. A write (or a file sync) that fails fails
+the calls (fail closed), and the trail then refuses every later event until the node restarts,
+rather than carry on with a gap; at the start the file is levelled with the store. The store
+is always written first, so the file is never ahead of it after a crash: a file that is ahead
+means the store lost events (or the file was written to), and the node refuses to start.
+
+Deadlines: a call waits for its batch ``timeout`` seconds. An event the writer has not yet
+taken by then is abandoned (under ``_claim_lock``, so the writer can never take it as it
+goes): the call fails and the event, when written, records that failure. An event the writer
+has taken (claimed, under the same lock, before its commit begins) is not abandoned: its
+event is already sealed with the call's outcome, so the call waits for the commit, at most
+``timeout`` seconds more. If even that passes, the call fails and the trail refuses every
+later event (answer and trail may disagree about that call: the log names its event).
 
 Events never hold plaintext, secrets or tokens; callers pass only request parameters that are
 safe to record.
@@ -176,13 +184,21 @@ def service_event(
 # -- the writer ----------------------------------------------------------------------------------
 
 
+# What became of a handed-over event (``_Pending.state``); every change away from WAITING is
+# made under ``AuditLog._claim_lock``, so the writer and a deadline never both act on one.
+WAITING = 0  # handed over, not yet taken by the writer
+CLAIMED = 1  # taken by the writer for a commit: sealed as it stands; the call awaits the commit
+ABANDONED = 2  # its deadline passed first: the call answered an error, so will the event
+GIVEN_UP = 3  # claimed, but the commit outlived the hard cap: the call answered an error
+
+
 @dataclass(slots=True)
 class _Pending:
     event: AuditEvent
     parts: tuple[str, str]  # auditchain.prepare(event.to_json())
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[Sealed]
-    abandoned: bool = False  # the call gave up waiting and answered an error
+    state: int = WAITING
 
 
 @dataclass(slots=True)
@@ -198,6 +214,14 @@ def _settle(batch: _Batch, items: list[_Pending], sealed: list[Sealed | None]) -
         batch.timer.cancel()
     for item, link in zip(items, sealed, strict=True):
         if item.future.done():
+            if item.state == GIVEN_UP and link is not None:
+                log.error(
+                    "audit: event %s (%s %s, request %s) was written after its call had been "
+                    "answered an error (the commit outlived the hard cap): the trail records "
+                    "the call's own outcome, the caller was told it failed",
+                    link.event_id, item.event.event_source.split(".")[0],
+                    item.event.event_name, item.event.request_id or "-",
+                )  # fmt: skip
             continue
         if link is not None:
             item.future.set_result(link)
@@ -256,6 +280,8 @@ class AuditLog:
         self._handed = 0
         self._taken = 0
         self._handed_lock = threading.Lock()
+        # Taken by the writer to claim a batch's events and by a deadline to abandon them.
+        self._claim_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
         self._thread.start()
 
@@ -269,8 +295,12 @@ class AuditLog:
         return self._failed
 
     async def record(self, event: AuditEvent) -> Sealed:
-        """Return once ``event`` is durable in the store and the file; AuditError if it cannot
-        be, or not within ``timeout`` seconds."""
+        """Return once ``event`` is committed and synced in the store (``synchronous=FULL``) and
+        its line written to the file (synced by ``_sync_file`` within ``FILE_SYNC_DELAY``, not
+        yet); AuditError if it cannot be, or not in time: within ``timeout`` seconds, or, if the
+        writer had begun committing it by then, within ``timeout`` more (after which the trail
+        refuses every event). A failed sync of the file fails the calls that follow it, and the
+        next start levels the file with the store (``restore_file``)."""
         if self._failed is not None:
             raise AuditError(f"the audit trail refuses writes after a failure: {self._failed}")
         if self._handed - self._taken >= MAX_PENDING:
@@ -299,14 +329,47 @@ class AuditLog:
         self._queue.put(batch)
 
     def _expire(self, batch: _Batch) -> None:
-        """The batch's deadline passed: its calls answer an error; their events, when written,
-        say the call failed."""
-        late = [item for item in batch.items if not item.future.done()]
-        for item in late:
-            item.abandoned = True
+        """The batch's deadline passed. Its events the writer has not taken are abandoned: their
+        calls answer an error, and their events, when written, say so. Those it has taken are
+        being committed as they are: their calls wait for the commit, until ``_give_up``."""
+        abandoned: list[_Pending] = []
+        claimed = 0
+        with self._claim_lock:
+            for item in batch.items:
+                if item.future.done():
+                    continue
+                if item.state == CLAIMED:
+                    claimed += 1
+                else:
+                    item.state = ABANDONED
+                    abandoned.append(item)
+        for item in abandoned:
             item.future.set_exception(AuditError("the audit write timed out"))
-        if late:
-            log.error("audit: %d event(s) not durable within %.1f s", len(late), self.timeout)
+        if abandoned:
+            log.error("audit: %d event(s) not durable within %.1f s", len(abandoned), self.timeout)
+        if claimed:
+            log.warning("audit: %d event(s) still being committed after %.1f s; their calls wait "
+                        "%.1f s more", claimed, self.timeout, self.timeout)  # fmt: skip
+            loop = batch.items[0].loop
+            batch.timer = loop.call_later(self.timeout, self._give_up, batch)
+
+    def _give_up(self, batch: _Batch) -> None:
+        """The hard cap passed with the batch's commit still under way: its calls fail, and the
+        trail refuses every later event (those events may yet be written, as the calls were
+        before they failed: ``_settle`` names each one that is)."""
+        late = [item for item in batch.items if not item.future.done()]
+        if not late:
+            return
+        for item in late:
+            item.state = GIVEN_UP
+            item.future.set_exception(AuditError("the audit write timed out"))
+        if self._failed is None:
+            self._failed = f"an audit commit took longer than {2 * self.timeout:.1f} s"
+        log.error(
+            "audit: %d event(s) still not durable after %.1f s; refusing calls until restart "
+            "(events %s may yet be written, each recording its call as it was before it failed)",
+            len(late), 2 * self.timeout, ", ".join(item.event.event_id for item in late),
+        )  # fmt: skip
 
     def _run(self) -> None:
         while True:
@@ -355,14 +418,19 @@ class AuditLog:
         sequence, previous = self._sequence, self._hash
         rows: list[NewEvent] = []
         sealed: list[Sealed | None] = []
+        with self._claim_lock:  # from here on a deadline leaves these events be (ABANDONED
+            for item in batch:  # ones stay so: the writer seals them as failures)
+                if item.state == WAITING:
+                    item.state = CLAIMED
         for item in batch:
             event = item.event
-            if item.abandoned:  # the caller was told the call failed: so says the event
+            gone = item.state == ABANDONED
+            if gone:  # the caller was told the call failed: so says the event
                 code = UNAVAILABLE_CODES.get(event.event_source, "ServiceFailure")
                 event.error_code, event.error_message = code, UNAVAILABLE
                 event.response_elements, event.used_keys = None, ()
             try:
-                if item.abandoned:
+                if gone:
                     item.parts = prepare(event.to_json())
                 made = chain_link(item.parts, event.event_id, sequence + 1, previous)
             except (TypeError, ValueError):

@@ -22,6 +22,17 @@ class StoreError(Exception):
     """The store could not do what was asked (disk full, fsync failed, closed)."""
 
 
+class StoreBusy(StoreError):
+    """Another connection (another process) held the database's write lock past the busy
+    timeout; nothing changed and the store goes on accepting writes: retry."""
+
+
+class WriteUnconfirmed(StoreError):
+    """The commit itself failed with an I/O error: its data may have reached the disk before
+    the failure, so whether the write stands is unknown (it may reappear after a restart). The
+    store refuses writes from then on."""
+
+
 class Conflict(StoreError):
     """A record with that identity already exists."""
 

@@ -2,7 +2,9 @@
 
 Material is stored only wrapped by the root key (the record id bound as AAD). Tables of things
 that hang off a key (aliases, tags, grants, import tokens) reference ``kms_keys`` with
-``ON DELETE CASCADE``, so deleting a key removes them in the same transaction.
+``ON DELETE CASCADE``, so deleting a key removes them in the same transaction. Deleted material
+is overwritten in the database (``secure_delete``) and, after the commit, cleared from the
+write-ahead log by a checkpoint (``_scrub``).
 """
 
 from __future__ import annotations
@@ -200,9 +202,16 @@ class KmsTables(SqliteDatabase):
         return [KmsKeyRecord(**dict(r)) for r in rows]
 
     def delete_kms_key(self, key_id: str) -> bool:
+        """Delete the key and its material; the material's old pages are then cleared from the
+        write-ahead log too (``_scrub``)."""
         with self._write(keys=(key_id,)) as db:
-            db.execute("DELETE FROM kms_key_material WHERE key_id = ?", (key_id,))
-            return db.execute("DELETE FROM kms_keys WHERE key_id = ?", (key_id,)).rowcount > 0
+            materials = db.execute(
+                "DELETE FROM kms_key_material WHERE key_id = ?", (key_id,)
+            ).rowcount
+            deleted = db.execute("DELETE FROM kms_keys WHERE key_id = ?", (key_id,)).rowcount > 0
+        if materials:
+            self._scrub()
+        return deleted
 
     @staticmethod
     def _insert_material(db: sqlite3.Connection, material: KeyMaterialRecord) -> None:
@@ -239,4 +248,7 @@ class KmsTables(SqliteDatabase):
         if imported_only:
             sql += " AND imported = 1"
         with self._write(keys=(key_id,)) as db:
-            return db.execute(sql, (key_id,)).rowcount
+            deleted = int(db.execute(sql, (key_id,)).rowcount)
+        if deleted:
+            self._scrub()
+        return deleted

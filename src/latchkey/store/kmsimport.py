@@ -3,7 +3,9 @@ keys, and the keyed fingerprint that recognises an EXTERNAL key's material on re
 
 Both tables reference ``kms_keys`` with ``ON DELETE CASCADE``. Wrapping private keys and
 fingerprint keys are stored only wrapped by the root key; the material itself lives in
-``kms_key_material`` (``imported = 1``) like any other material, and is gone once deleted.
+``kms_key_material`` (``imported = 1``) like any other material, and is gone once deleted:
+overwritten in the database (``secure_delete``) and cleared from the write-ahead log by a
+checkpoint after the commit (``_scrub``).
 """
 
 from __future__ import annotations
@@ -112,7 +114,10 @@ class KmsImportTables(SqliteDatabase):
         """Delete the key's imported material; the key becomes PendingImport (or stays
         PendingDeletion). Returns how many material versions went."""
         with self._write(keys=(key.key_id,)) as db:
-            return self._drop_imported(db, key)
+            gone = self._drop_imported(db, key)
+        if gone:
+            self._scrub()  # the material's old pages out of the write-ahead log
+        return gone
 
     @staticmethod
     def _drop_imported(db: sqlite3.Connection, key: KmsKeyRecord) -> int:
@@ -137,4 +142,6 @@ class KmsImportTables(SqliteDatabase):
                 row = db.execute(f"{KEY_SELECT} WHERE key_id = ?", (key_id,)).fetchone()
                 key = KmsKeyRecord(**dict(zip(KEY_COLUMNS, row, strict=True)))
                 self._drop_imported(db, key)
-            return key_ids
+        if key_ids:
+            self._scrub()
+        return key_ids

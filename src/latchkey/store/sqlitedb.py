@@ -1,21 +1,29 @@
 """One SQLite database file: WAL, ``synchronous=FULL``, one connection, refuse-after-failure.
 
-After a failed write (disk full, I/O error) the database stops accepting writes and says so,
-rather than carrying on with state it cannot vouch for. Backends subclass this and add their
-schema and queries.
+After a failed write of the I/O kind (disk full, an I/O or fsync error, a corrupt or vanished
+file) the database stops accepting writes and says so, rather than carrying on with state it
+cannot vouch for. A commit that fails that way may still have reached the disk: its caller gets
+``WriteUnconfirmed`` (the outcome is unknown), never a plain failure. A write lock held by
+another connection (an operator's ``sqlite3`` shell, a backup) is waited for at most
+``BUSY_TIMEOUT_MS`` (the writes run on the event loop's thread), then the write is rolled back
+and fails with ``StoreBusy``, and the store goes on: nothing about the disk is in doubt.
+Backends subclass this and add their schema and queries.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Collection, Hashable, Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from latchkey.store.base import Conflict, StoreError
+from latchkey.store.base import Conflict, StoreBusy, StoreError, WriteUnconfirmed
 from latchkey.store.readcache import GENERAL_SIZE, ReadCache
+
+log = logging.getLogger("latchkey.store")
 
 T = TypeVar("T")
 CHUNK_ROWS = 64  # rows per INSERT at most
@@ -50,6 +58,21 @@ def insert_rows(
         start += size
 
 
+# SQLite's result codes (``sqlite3.Error.sqlite_errorname``, extended codes included) after
+# which the database refuses writes: what is on the disk is in doubt (or the disk refuses).
+# Any other error (a lock held elsewhere, a bad statement, a constraint) rolls back and leaves
+# the database as it was.
+LATCHING_ERRORS = (
+    "SQLITE_IOERR", "SQLITE_FULL", "SQLITE_CORRUPT", "SQLITE_NOTADB", "SQLITE_CANTOPEN",
+    "SQLITE_READONLY", "SQLITE_PROTOCOL", "SQLITE_PERM", "SQLITE_NOLFS",
+)  # fmt: skip
+BUSY_ERRORS = ("SQLITE_BUSY", "SQLITE_LOCKED")
+
+
+def _errorname(exc: sqlite3.Error) -> str:
+    return str(getattr(exc, "sqlite_errorname", "") or "")
+
+
 # Queries every KMS call makes per key (the key's record, its material): sized so that a busy
 # cloud with 100,000 keys in use still answers from memory (about 1 KiB per key).
 KEY_CACHE_SIZE = 131072
@@ -61,6 +84,10 @@ class SqliteDatabase:
     ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = ()
     # Indexes, made after the columns above exist (an index may name an added column).
     INDEXES = ""
+    # How long a write waits for a write lock another connection holds, in milliseconds. Writes
+    # run on the event loop's thread: every call waits while one does. (At open: longer.)
+    BUSY_TIMEOUT_MS = 200
+    OPEN_BUSY_TIMEOUT_MS = 5000
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -74,10 +101,14 @@ class SqliteDatabase:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.execute("PRAGMA busy_timeout=5000")
+            # Deleted rows (key material above all) are overwritten with zeros, whatever the
+            # SQLite build's default; ``_scrub`` then clears the write-ahead log of them.
+            self._db.execute("PRAGMA secure_delete=ON")
+            self._db.execute(f"PRAGMA busy_timeout={int(self.OPEN_BUSY_TIMEOUT_MS)}")
             self._db.executescript(self.SCHEMA)
             self._migrate()
             self._db.executescript(self.INDEXES)
+            self._db.execute(f"PRAGMA busy_timeout={int(self.BUSY_TIMEOUT_MS)}")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open store {path}: {exc}") from None
         with contextlib.suppress(OSError):
@@ -101,32 +132,72 @@ class SqliteDatabase:
     def _write(self, keys: Collection[str] | None = None) -> Iterator[sqlite3.Connection]:
         """One write transaction. ``keys``: the KMS keys whose rows (``kms_keys``,
         ``kms_key_material``) it may change, ``()`` for none; ``None`` (any) unless the
-        caller is sure, since a key missing there would be served stale."""
+        caller is sure, since a key missing there would be served stale.
+
+        Raises ``Conflict`` (a constraint), ``StoreBusy`` (another connection's lock: retry),
+        ``WriteUnconfirmed`` (the commit failed with an I/O error: outcome unknown) or
+        ``StoreError``; after an I/O-kind failure every later write is refused."""
         with self._lock:
             if self._failed is not None:
-                raise StoreError(f"store refuses writes after an earlier failure: {self._failed}")
+                raise StoreError(f"the store refuses writes after a write failure: {self._failed}")
+            committing = False
             try:
                 changes = self._db.total_changes
                 self._db.execute("BEGIN IMMEDIATE")
                 yield self._db
+                committing = True
                 self._db.execute("COMMIT")
                 if self._db.total_changes != changes:
                     self.reads.changed(keys)
             except sqlite3.IntegrityError as exc:
-                self._db.execute("ROLLBACK")
+                self._rollback()
                 self.reads.changed(None)
                 raise Conflict(str(exc)) from None
             except sqlite3.Error as exc:
-                with contextlib.suppress(sqlite3.Error):
-                    self._db.execute("ROLLBACK")
+                self._rollback()
                 self.reads.changed(None)
-                self._failed = f"{type(exc).__name__}: {exc}"
-                raise StoreError(f"write failed: {exc}") from None
+                name = _errorname(exc)
+                if name.startswith(BUSY_ERRORS):
+                    raise StoreBusy(
+                        f"the store is locked by another connection ({name}); nothing changed"
+                    ) from None
+                if not name.startswith(LATCHING_ERRORS):
+                    raise StoreError(
+                        f"write failed ({name or type(exc).__name__}): {exc}"
+                    ) from None
+                self._failed = f"{name}: {exc}"
+                log.error("store %s: write failed, refusing writes until restart: %s",
+                          self.path.name, self._failed)  # fmt: skip
+                if committing:
+                    raise WriteUnconfirmed(
+                        f"the commit failed ({name}: {exc}); the write may or may not stand"
+                    ) from None
+                raise StoreError(f"write failed ({name}: {exc})") from None
             except BaseException:
-                with contextlib.suppress(sqlite3.Error):
-                    self._db.execute("ROLLBACK")
+                self._rollback()
                 self.reads.changed(None)
                 raise
+
+    def _rollback(self) -> None:
+        if self._db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+
+    def _scrub(self) -> None:
+        """After deleting key material: move the write-ahead log into the database and empty
+        it, so the deleted rows' old pages (with ``secure_delete``, the database's own copy is
+        zeroed) are in neither file. Never fails the write it follows: a reader holding the
+        log, or any error, leaves the pages there until a later checkpoint, and is logged."""
+        try:
+            with self._lock:
+                row = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sqlite3.Error as exc:
+            log.warning("store %s: deleted key material may stay in its write-ahead log until "
+                        "a later checkpoint: %s", self.path.name, exc)  # fmt: skip
+            return
+        if row is not None and row[0]:
+            log.warning("store %s: deleted key material may stay in its write-ahead log until "
+                        "a later checkpoint: a reader holds the log", self.path.name)  # fmt: skip
 
     def cached(
         self, name: str, key: Hashable, load: Callable[[], T], *, size: int = GENERAL_SIZE

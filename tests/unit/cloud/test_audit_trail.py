@@ -515,18 +515,66 @@ def test_a_stuck_store_fails_calls_in_bounded_time(tmp_path: Path) -> None:
         with db(path) as conn:
             conn.execute("BEGIN IMMEDIATE")  # the store cannot commit while this is held
             started = time.monotonic()
-            for n in (1, 2):  # 1 is being written when the time runs out, 2 still waits
-                with pytest.raises(AuditError, match="timed out"):
-                    asyncio.run(record(log, make_event(n)))
-            assert time.monotonic() - started < 4.0  # two 0.3 s timeouts, not the 5 s default
+            # 1 is being committed when its time runs out: it waits one timeout more, then
+            # fails, and the trail refuses from then on (it may yet record 1 as it was).
+            with pytest.raises(AuditError, match="timed out"):
+                asyncio.run(record(log, make_event(1)))
+            took = time.monotonic() - started
+            assert 0.5 < took < 4.0  # two 0.3 s timeouts, not the 5 s default
+            assert log.refusing is not None
+            with pytest.raises(AuditError, match="refuses writes after a failure"):
+                asyncio.run(record(log, make_event(2)))
             conn.execute("ROLLBACK")
-        assert asyncio.run(record(log, make_event(3))) == [3]  # unstuck: the trail goes on
+        with pytest.raises(AuditError, match="refuses writes after a failure"):
+            asyncio.run(record(log, make_event(3)))  # until the node restarts
+    finally:
+        log.close()
+    AuditLog(path).close()
+    assert verify(path).ok
+    events = [json.loads(line) for line in lines_of(path)]
+    assert [e["requestID"] for e in events] == ["request-1"]  # committed once unstuck
+
+
+async def record_while_stuck(
+    log: AuditLog, path: Path, *, release_after: float, second_after: float
+) -> list[BaseException | int]:
+    """Record event 1 while someone holds the store's lock, event 2 ``second_after`` seconds
+    later (a batch of its own, behind 1's commit); the lock goes ``release_after`` seconds
+    after the start. What each call got: its sequence or its error."""
+    with db(path) as conn:
+        conn.execute("BEGIN IMMEDIATE")
+        loop = asyncio.get_running_loop()
+        loop.call_later(release_after, conn.execute, "ROLLBACK")
+        first = asyncio.ensure_future(log.record(make_event(1)))
+        await asyncio.sleep(second_after)
+        second = asyncio.ensure_future(log.record(make_event(2)))
+        results = await asyncio.gather(first, second, return_exceptions=True)
+    return [r if isinstance(r, BaseException) else r.sequence for r in results]
+
+
+def test_a_commit_under_way_at_the_deadline_is_waited_for_and_agrees_with_the_answer(
+    tmp_path: Path,
+) -> None:
+    """The writer has taken event 1 and is committing it when 1's deadline passes: 1 is not
+    abandoned (its event is sealed as a success), so its call waits and answers what the trail
+    says. Event 2, not yet taken at its deadline, is abandoned: the call fails, and so says
+    its event."""
+    path = tmp_path / "cloud.jsonl"
+    log = AuditLog(path, timeout=1.0)
+    try:
+        started = time.monotonic()
+        got = asyncio.run(record_while_stuck(log, path, release_after=1.5, second_after=0.1))
+        assert got[0] == 1, got  # answered once the commit went through: a success
+        assert 1.3 < time.monotonic() - started < 4.0
+        assert isinstance(got[1], AuditError)
+        assert "timed out" in str(got[1])
+        assert log.refusing is None  # nothing was lost: the trail goes on
+        assert asyncio.run(record(log, make_event(3))) == [3]
     finally:
         log.close()
     assert verify(path).ok
     events = [json.loads(line) for line in lines_of(path)]
     assert [e["requestID"] for e in events] == ["request-1", "request-2", "request-3"]
-    # Event 2 was still waiting when its call answered KMSInternalException: so it says.
     assert [e.get("errorCode") for e in events] == [None, "KMSInternalException", None]
     assert events[1]["errorMessage"] == "The audit trail is unavailable."
 
