@@ -25,7 +25,6 @@ from latchkey.cloud.app import CloudApp, CloudSettings
 from latchkey.cloud.audit import DEFAULT_TIMEOUT, AuditError, AuditLog
 from latchkey.cloud.bootstrap import LOCAL_NAMES, bootstrap_federation, ensure_admin_key
 from latchkey.cloud.kms.sweeper import KEY_JOBS, Sweeper
-from latchkey.cloud.sts.discovery import JwksFetcher
 from latchkey.control.api import ControlApi
 from latchkey.control.defaults import render_default_config
 from latchkey.control.loader import load_config_paths
@@ -55,6 +54,7 @@ from latchkey.http.server import HttpServer
 from latchkey.idp.app import DeferredIdpApp, IdpApp
 from latchkey.idp.issuer import Issuer, check_issuer_url
 from latchkey.idp.keyring import Keyring, KeyringError
+from latchkey.issuerkeys import JwksFetcher
 from latchkey.rootkey_source import RootKeyError, RootKeySource, open_root_key
 from latchkey.secretfile import private_dir
 from latchkey.store.control import ControlStore

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from latchkey.cloud.sts.discovery import (
+from latchkey.crypto.x509 import CertificateAuthority, client_ssl_context, load_or_create_ca
+from latchkey.issuerkeys import (
     CACHE_SECONDS,
     FAILURE_BACKOFF,
     MAX_DOCUMENT_BYTES,
@@ -21,7 +22,6 @@ from latchkey.cloud.sts.discovery import (
     JwksFetcher,
     RefreshLimited,
 )
-from latchkey.crypto.x509 import CertificateAuthority, client_ssl_context, load_or_create_ca
 from latchkey_testing import FakeIssuer
 
 DISCOVERY = "/.well-known/openid-configuration"

@@ -39,7 +39,6 @@ from latchkey.cloud.kms import ops as kms_ops
 from latchkey.cloud.kms import validation as kms_validation
 from latchkey.cloud.kms.usage import TrackedKeyRing, describe_call
 from latchkey.cloud.sts import ops as sts_ops
-from latchkey.cloud.sts.discovery import JwksFetcher
 from latchkey.cloud.trailevents import (
     AUDIT_VALUE_CHARS,
     camel,
@@ -55,6 +54,7 @@ from latchkey.crypto import randombytes
 from latchkey.crypto.rootkey import RootKey
 from latchkey.http.h1 import Request, Response
 from latchkey.http.server import Peer
+from latchkey.issuerkeys import JwksFetcher
 from latchkey.store.base import Store, StoreBusy, StoreError, WriteUnconfirmed
 
 log = logging.getLogger("latchkey.cloud")

@@ -16,9 +16,9 @@ import ssl
 from collections.abc import Iterable
 
 from latchkey.clock import Clock
-from latchkey.cloud.sts.discovery import DiscoveryError, JwksFetcher, RefreshLimited
 from latchkey.control.model import TokenCheck, TrustProvider
 from latchkey.crypto.jwt import InvalidToken, check_claims, verify_jwt
+from latchkey.issuerkeys import DiscoveryError, JwksFetcher, RefreshLimited
 
 MAX_TOKEN_CHARS = 16_384
 

@@ -17,16 +17,16 @@ from joserfc import jws
 from joserfc.jwk import ECKey
 
 from latchkey.clock import FrozenClock
-from latchkey.cloud.sts.discovery import (
+from latchkey.control.model import TokenCheck, TrustProvider
+from latchkey.crypto.jwk import SigningKey
+from latchkey.crypto.x509 import CertificateAuthority, client_ssl_context, load_or_create_ca
+from latchkey.edge.trust import TrustVerifier
+from latchkey.issuerkeys import (
     FAILURE_BACKOFF,
     MAX_DOCUMENT_BYTES,
     REFRESH_INTERVAL,
     JwksFetcher,
 )
-from latchkey.control.model import TokenCheck, TrustProvider
-from latchkey.crypto.jwk import SigningKey
-from latchkey.crypto.x509 import CertificateAuthority, client_ssl_context, load_or_create_ca
-from latchkey.edge.trust import TrustVerifier
 from latchkey_testing import FakeIssuer
 
 DISCOVERY = "/.well-known/openid-configuration"

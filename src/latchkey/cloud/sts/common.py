@@ -16,8 +16,8 @@ from latchkey.aws.errors import AwsError
 from latchkey.aws.policy import MalformedPolicyDocument, parse_identity_policy
 from latchkey.clock import Clock
 from latchkey.cloud.identity import Caller
-from latchkey.cloud.sts.discovery import JwksFetcher
 from latchkey.crypto.rootkey import RootKey
+from latchkey.issuerkeys import JwksFetcher
 from latchkey.store.base import Store
 
 NAME_PATTERN = r"[\w+=,.@-]*"

@@ -39,7 +39,6 @@ from latchkey.cloud.sts.common import (
     session_policy_context,
     source_identity,
 )
-from latchkey.cloud.sts.discovery import DiscoveryError, IssuerKeys, RefreshLimited
 from latchkey.cloud.sts.session import assumed_role_user, issue_role_session, role_by_arn
 from latchkey.crypto.jwt import (
     ALLOWED_ALGORITHMS,
@@ -49,6 +48,7 @@ from latchkey.crypto.jwt import (
     peek_header,
     verify_jwt,
 )
+from latchkey.issuerkeys import DiscoveryError, IssuerKeys, RefreshLimited
 from latchkey.store.base import OidcProviderRecord
 
 ACTION = "sts:AssumeRoleWithWebIdentity"
