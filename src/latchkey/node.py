@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from latchkey.clock import Clock, SystemClock
-from latchkey.cloud.app import CloudApp, CloudSettings
+from latchkey.cloud.app import MAX_INFLIGHT, CloudApp, CloudSettings
 from latchkey.cloud.audit import DEFAULT_TIMEOUT, AuditError, AuditLog
 from latchkey.cloud.bootstrap import LOCAL_NAMES, bootstrap_federation, ensure_admin_key
 from latchkey.cloud.kms.sweeper import KEY_JOBS, Sweeper
@@ -206,8 +206,10 @@ class Node:
         ca_permit: Sequence[str] = (),
         leaf_lifetime: dt.timedelta = dt.timedelta(days=1),
         edge_settings: EdgeSettings | None = None,
+        cloud_max_inflight: int = MAX_INFLIGHT,
     ) -> None:
         self.paths = prepare_data_dir(data_dir)
+        self.cloud_max_inflight = cloud_max_inflight  # cloud calls at once; beyond, throttled
         self.ca_permit = tuple(ca_permit)  # extra names a CA created now may certify
         self.leaf_lifetime = leaf_lifetime
         self.edge_settings = edge_settings or EdgeSettings()
@@ -320,7 +322,7 @@ class Node:
             clock=self.clock,
             audit=self._audit,
             jwks=JwksFetcher(verify_ctx),
-            settings=CloudSettings(account=ACCOUNT),
+            settings=CloudSettings(account=ACCOUNT, max_inflight=self.cloud_max_inflight),
         )
         cloud = await self._bind(
             HttpServer(cloud_app, ssl_context=local_tls), self.listen.cloud, "cloud"

@@ -214,6 +214,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="largest request body the edge buffers (413 beyond; default 8 MiB)",
     )
     up.add_argument(
+        "--cloud-max-inflight",
+        type=_positive,
+        default=1024,
+        metavar="N",
+        help="calls the local cloud works on at once; beyond, a call is answered at once with "
+        "ThrottlingException (Throttling for STS/IAM), which SDKs retry with backoff "
+        "(default 1024)",
+    )
+    up.add_argument(
         "--max-inflight",
         type=_positive,
         default=1024,
@@ -350,7 +359,7 @@ def cmd_up(args: argparse.Namespace, data_dir: Path) -> int:
                 data_dir, config_paths=args.config, listen=listen, idp=idp,
                 root_key_source=root_key_source, ca_permit=args.ca_permit,
                 leaf_lifetime=args.leaf_lifetime, audit_timeout=args.audit_timeout,
-                edge_settings=_edge_settings(args),
+                edge_settings=_edge_settings(args), cloud_max_inflight=args.cloud_max_inflight,
             )  # fmt: skip
         except OSError as exc:  # the data directory cannot be made or is not ours
             return _err(f"data directory: {exc}")

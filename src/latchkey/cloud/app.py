@@ -62,16 +62,23 @@ log = logging.getLogger("latchkey.cloud")
 BUSY = "The store is busy; retry the request."
 UNCONFIRMED = "The store could not confirm the write; its outcome is unknown."
 INTERNAL = "An internal error occurred."
+# KMS's words for a call over its request quota (ThrottlingException), and STS/IAM's (Throttling)
+THROTTLED_KMS = (
+    "You have exceeded the rate at which you may call KMS. Reduce the frequency of your calls."
+)
+THROTTLED_QUERY = "Rate exceeded"
 
 KMS_SKEW = dt.timedelta(minutes=5)
 STS_SKEW = dt.timedelta(minutes=15)
 DEFAULT_REGION = "us-east-1"
+MAX_INFLIGHT = 1024  # cloud calls in progress at once, by default
 
 
 @dataclass(frozen=True, slots=True)
 class CloudSettings:
     account: str = "000000000000"
     default_region: str = DEFAULT_REGION
+    max_inflight: int = MAX_INFLIGHT  # calls in progress at once; beyond, throttled at once
 
 
 def _scope(request: Request) -> tuple[str | None, str | None]:
@@ -105,16 +112,40 @@ class CloudApp:
         self.settings = settings or CloudSettings()
         self.auth = Authenticator(store, root_key, clock)
         self._time = (-1, "")  # (second, eventTime text)
+        self._inflight = 0  # calls in progress
 
     async def __call__(self, request: Request, peer: Peer) -> Response:
         if request.method == "GET" and request.path in ("/healthz", "/ping"):
             return Response(200, [("Content-Type", "text/plain")], b"ok\n")
         request_id = randombytes.uuid4()
-        if request.header("X-Amz-Target") is not None or jsonproto.is_aws_json(
+        json_call = request.header("X-Amz-Target") is not None or jsonproto.is_aws_json(
             request.header("Content-Type")
-        ):
-            return await self._json_call(request, peer, request_id)
-        return await self._query_call(request, peer, request_id)
+        )
+        if self._inflight >= self.settings.max_inflight:
+            return self._shed(json_call, request, request_id)
+        self._inflight += 1
+        try:
+            if json_call:
+                return await self._json_call(request, peer, request_id)
+            return await self._query_call(request, peer, request_id)
+        finally:
+            self._inflight -= 1
+
+    def _shed(self, json_call: bool, request: Request, request_id: str) -> Response:
+        """Overload: more calls in progress than ``max_inflight`` (their audit events queue
+        behind one writer). This one is answered at once, before authentication, with the
+        throttling error SDKs back off from and retry (``ThrottlingException``; ``Throttling``
+        for STS/IAM); nothing ran, so there is nothing to audit."""
+        if json_call:
+            err = AwsError("ThrottlingException", THROTTLED_KMS, 400)
+            status, headers, body = jsonproto.encode_error(err)
+        else:
+            iam = _scope(request)[0] == "iam"
+            namespace = iam_ops.NAMESPACE if iam else sts_ops.NAMESPACE
+            err = AwsError("Throttling", THROTTLED_QUERY, 400)
+            status, headers, body = queryproto.encode_error(err, namespace, request_id)
+        headers.append(("x-amzn-RequestId", request_id))
+        return Response(status, headers, body)
 
     # -- shared ---------------------------------------------------------------------------
 
