@@ -1,5 +1,6 @@
 """The latchkey CA against a running node: its name constraints as clients see them, a
-Server Workload applied outside them (reported by `latchkey ca` and refused by the edge with a
+Server Workload applied outside them (reported by `latchkey ca`, and refused by the edge, to a
+caller its policy lets in, with a
 502 that says why), export with per-runtime hints, and import/init refusals."""
 
 from __future__ import annotations
@@ -25,6 +26,11 @@ spec:
   port: 443
   tls: true
   authentication: {method: http, scheme: none}
+---
+apiVersion: latchkey/v1
+kind: AccessPolicy
+metadata: {name: apps-to-payments}
+spec: {clients: [local-apps], server: payments}
 """
 
 
