@@ -129,6 +129,16 @@ def audit_verified(data_dir: Path) -> int:
     return report.events
 
 
+class Ticks:
+    """A monotonic clock the test moves (``now``)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 @contextlib.contextmanager
 def own_node(data_dir: Path, **options: Any) -> Iterator[NodeHandle]:
     """A node in this process, on a loop thread of its own, with more of Node's ``options``

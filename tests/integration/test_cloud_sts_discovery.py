@@ -22,19 +22,9 @@ from latchkey.issuerkeys import (
     JwksFetcher,
     RefreshLimited,
 )
-from latchkey_testing import FakeIssuer
+from latchkey_testing import FakeIssuer, Ticks
 
 DISCOVERY = "/.well-known/openid-configuration"
-
-
-class Ticks:
-    """A monotonic clock the test moves."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

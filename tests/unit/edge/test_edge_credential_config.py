@@ -12,13 +12,14 @@ from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qs
 
 import pytest
-from test_edge_credential_lifecycle import CLIENT, LIFETIME, START, ScriptedSts, cache_for
+from test_edge_credential_lifecycle import CLIENT, ScriptedSts, cache_for
+from test_edge_credential_lifecycle import run as lifecycle_run
 
 from latchkey.clock import FrozenClock
 from latchkey.control.model import ClientWorkload, Config, CredentialProvider
 from latchkey.edge.credentials import role_session_name
 from latchkey.http.h1 import Request, Response
-from latchkey.http.server import HttpServer, Peer
+from latchkey.http.server import Peer
 
 
 class RecordingSts(ScriptedSts):
@@ -37,23 +38,7 @@ class RecordingSts(ScriptedSts):
 
 def run(scenario: Callable[[RecordingSts, CredentialProvider], Awaitable[None]]) -> None:
     """Run ``scenario`` with a recording scripted STS listening on 127.0.0.1."""
-
-    async def main() -> None:
-        scripted = RecordingSts(FrozenClock(START))
-        server = HttpServer(scripted)
-        host, port = await server.start("127.0.0.1", 0)
-        provider = CredentialProvider(
-            name="kms-federation", type="aws-sts-federation",
-            role_arn="arn:aws:iam::000000000000:role/r", audience="sts.amazonaws.com",
-            session_duration=LIFETIME, sts_endpoint=f"http://{host}:{port}",
-            region="us-east-1", role_session_name=None,
-        )  # fmt: skip
-        try:
-            await scenario(scripted, provider)
-        finally:
-            await server.close()
-
-    asyncio.run(main())
+    lifecycle_run(scenario, RecordingSts)  # type: ignore[arg-type]  # (a ScriptedSts subclass)
 
 
 ADMIN = "arn:aws:iam::000000000000:role/admin"

@@ -63,11 +63,11 @@ class ScriptedSts:
 Scenario = Callable[[ScriptedSts, CredentialProvider], Awaitable[None]]
 
 
-def run(scenario: Scenario) -> None:
-    """Run ``scenario`` with a scripted STS listening on 127.0.0.1."""
+def run(scenario: Scenario, sts: type[ScriptedSts] = ScriptedSts) -> None:
+    """Run ``scenario`` with a scripted STS (``sts``, or a subclass) listening on 127.0.0.1."""
 
     async def main() -> None:
-        scripted = ScriptedSts(FrozenClock(START))
+        scripted = sts(FrozenClock(START))
         server = HttpServer(scripted)
         host, port = await server.start("127.0.0.1", 0)
         provider = CredentialProvider(

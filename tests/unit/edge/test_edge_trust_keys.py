@@ -27,20 +27,10 @@ from latchkey.issuerkeys import (
     REFRESH_INTERVAL,
     JwksFetcher,
 )
-from latchkey_testing import FakeIssuer
+from latchkey_testing import FakeIssuer, Ticks
 
 DISCOVERY = "/.well-known/openid-configuration"
 AUD = "latchkey"
-
-
-class Ticks:
-    """A monotonic clock the test moves."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
