@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from latchkey.cli import err
+
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 DURATION = re.compile(r"(\d+)([smhd])")
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -155,7 +157,7 @@ def cmd_list(args: argparse.Namespace, data_dir: Path) -> int:
 
     db, _ = _trail_paths(data_dir)
     if not db.exists():
-        return _err(f"no audit trail in {data_dir} (start the node with `latchkey up`)")
+        return err(f"no audit trail in {data_dir} (start the node with `latchkey up`)")
     try:
         if not args.json:
             print("  ".join(["TIME".ljust(20), "EVENT".ljust(32), "PRINCIPAL".ljust(56),
@@ -166,7 +168,7 @@ def cmd_list(args: argparse.Namespace, data_dir: Path) -> int:
             else:
                 print(format_row(event))
     except StoreError as exc:
-        return _err(str(exc))
+        return err(str(exc))
     except BrokenPipeError:  # `latchkey audit | head`: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
@@ -179,7 +181,7 @@ def cmd_verify(data_dir: Path) -> int:
 
     db, jsonl = _trail_paths(data_dir)
     if not db.exists():
-        return _err(f"no audit trail in {data_dir} (start the node with `latchkey up`)")
+        return err(f"no audit trail in {data_dir} (start the node with `latchkey up`)")
     try:
         store = AuditStore(db, readonly=True)
         try:
@@ -187,7 +189,7 @@ def cmd_verify(data_dir: Path) -> int:
         finally:
             store.close()
     except StoreError as exc:
-        return _err(str(exc))
+        return err(str(exc))
     if report.ok:
         print(
             f"audit trail OK: {report.events} events in {db.name} and {jsonl.name}; chain head "
@@ -209,8 +211,3 @@ def run_audit(args: argparse.Namespace, data_dir: Path) -> int:
     if args.audit_command == "verify":
         return cmd_verify(data_dir)
     return cmd_list(args, data_dir)
-
-
-def _err(message: str) -> int:
-    print(f"latchkey: {message}", file=sys.stderr)
-    return 1
